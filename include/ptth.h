@@ -1,0 +1,187 @@
+/*
+ * ptth.h -- the public interface of ptth, a ReverseHTTP router and the
+ * backends that dial it.
+ *
+ * A router listens on two ports: user HTTP/1.1 traffic on one, reverse
+ * tunnels on the other. A backend never listens: it dials the router's
+ * tunnel port and then serves HTTP/2 on that connection, with the router
+ * as the HTTP/2 client. Every name here starts with ptth_ or PTTH_.
+ *
+ * Errors: functions that can fail return 0 or a negative code, either
+ * -errno or one of the PTTH_E* codes below; ptth_strerror() turns any of
+ * them into text. Constructors return NULL on failure.
+ */
+#ifndef PTTH_H
+#define PTTH_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+/* Protocol-level error codes; all are below -1000 so they never collide
+ * with -errno values. */
+enum {
+	PTTH_EPROTO = -1001,    /* the peer broke HTTP/1.1 or HTTP/2 */
+	PTTH_ERESET = -1002,    /* the stream was reset by the peer */
+	PTTH_ECLOSED = -1003,   /* the tunnel or connection went away */
+	PTTH_ETOOBIG = -1004,   /* a limit was exceeded */
+	PTTH_ESTATE = -1005,    /* call not allowed in this state */
+	PTTH_EADDR = -1006,     /* an address could not be parsed */
+};
+
+/* Returns a static, human-readable text for any error code this library
+ * returns (negative errno values included). */
+const char *ptth_strerror(int code);
+
+/* Turns the log lines that ptth writes to stderr on (1, the default) or
+ * off (0). Start-up messages and errors are always written. */
+void ptth_log_set_verbose(int verbose);
+
+/* ---------------------------------------------------------------------
+ * Router: the Go original's Router.ListenAndAcceptTunnels + ServeHTTP.
+ */
+struct ptth_router;
+
+struct ptth_router_options {
+	const char *http_addr;   /* user side, "HOST:PORT" or ":PORT"; port 0 picks one */
+	const char *tunnel_addr; /* tunnel side, same forms */
+	int max_conns;           /* user connections at once; 0 means 1024 */
+	int queue_size;          /* requests waiting per tunnel; 0 means 256 */
+};
+
+/* Fills *opts with the defaults (":8888" and ":8887"). */
+void ptth_router_options_init(struct ptth_router_options *opts);
+
+/* Creates a router; nothing is bound yet. The strings in opts are copied.
+ * Returns NULL when out of memory. */
+struct ptth_router *ptth_router_new(const struct ptth_router_options *opts);
+
+/* Binds both ports and starts the two accept threads.
+ * Returns 0, or a negative code when an address cannot be bound. */
+int ptth_router_start(struct ptth_router *r);
+
+/* The ports bound by ptth_router_start(), useful when port 0 was asked
+ * for. Either pointer may be NULL. Returns 0, or PTTH_ESTATE before start. */
+int ptth_router_ports(const struct ptth_router *r, int *http_port, int *tunnel_port);
+
+/* The number of tunnels currently able to take requests. */
+int ptth_router_tunnel_count(struct ptth_router *r);
+
+/* Waits until at least n tunnels are live or timeout_ms passes.
+ * Returns 0, or -ETIMEDOUT. Meant for tests and scripts. */
+int ptth_router_wait_tunnels(struct ptth_router *r, int n, int timeout_ms);
+
+/* Stops accepting, closes every tunnel and user connection and waits for
+ * every thread the router started. Safe to call twice. */
+void ptth_router_stop(struct ptth_router *r);
+
+/* Stops the router if needed, then frees it. NULL is allowed. */
+void ptth_router_free(struct ptth_router *r);
+
+/* ---------------------------------------------------------------------
+ * Backend side: requests and responses seen by a handler.
+ *
+ * A handler runs on a thread of its own; it may block (sleep, read the
+ * request body, write a long response) without holding up other requests.
+ * The request and response objects are valid until the handler returns.
+ */
+struct ptth_request;
+struct ptth_response;
+
+typedef void (*ptth_handler_fn)(struct ptth_request *req,
+                                struct ptth_response *res, void *arg);
+
+const char *ptth_request_method(const struct ptth_request *req);
+/* The path without the query, e.g. "/foo". */
+const char *ptth_request_path(const struct ptth_request *req);
+/* The query without '?', or "" when there is none. */
+const char *ptth_request_query(const struct ptth_request *req);
+/* The :authority of the request ("" when absent). */
+const char *ptth_request_authority(const struct ptth_request *req);
+/* The value of the first field called name (case-insensitive), or NULL. */
+const char *ptth_request_header(const struct ptth_request *req, const char *name);
+/* The number of regular (non-pseudo) fields, and the i-th one. */
+size_t ptth_request_header_count(const struct ptth_request *req);
+int ptth_request_header_at(const struct ptth_request *req, size_t i,
+                           const char **name, const char **value);
+
+/* Reads up to len bytes of the request body, blocking until some arrive.
+ * Returns the number of bytes read, 0 at the end of the body, or a
+ * negative code when the stream was reset or the tunnel closed. */
+ssize_t ptth_request_read(struct ptth_request *req, void *buf, size_t len);
+
+/* Sets the status (default 200). Only before the first write. */
+int ptth_response_set_status(struct ptth_response *res, int status);
+/* Adds a response field. Only before the first write. Names are sent in
+ * lower case, as HTTP/2 requires. */
+int ptth_response_add_header(struct ptth_response *res, const char *name,
+                             const char *value);
+/* Sends the status and fields (if not sent yet) and len bytes of body.
+ * Blocks while the router is not reading (HTTP/2 flow control).
+ * Returns 0 or a negative code when the stream is gone. */
+int ptth_response_write(struct ptth_response *res, const void *data, size_t len);
+/* Ends the response. Called automatically when the handler returns. */
+int ptth_response_end(struct ptth_response *res);
+/* Resets the stream instead of answering (RST_STREAM INTERNAL_ERROR). */
+void ptth_response_reset(struct ptth_response *res);
+
+/* Convenience: status, one Content-Type field and a whole body, then end. */
+int ptth_response_send(struct ptth_response *res, int status,
+                       const char *content_type, const void *body, size_t len);
+
+/* ---------------------------------------------------------------------
+ * A path mux like Go's http.ServeMux, reduced to exact paths: a request
+ * whose path was registered goes to its handler, anything else is 404.
+ */
+struct ptth_mux;
+
+struct ptth_mux *ptth_mux_new(void);
+/* Registers fn for exactly this path. Returns 0, -ENOMEM or -EEXIST. */
+int ptth_mux_handle(struct ptth_mux *mux, const char *path, ptth_handler_fn fn,
+                    void *arg);
+void ptth_mux_free(struct ptth_mux *mux);
+/* A ptth_handler_fn that dispatches through the mux passed as arg. */
+void ptth_mux_serve(struct ptth_request *req, struct ptth_response *res, void *mux);
+
+/* ---------------------------------------------------------------------
+ * Backend: the Go original's CreateTunnelAndServe(addr, handler).
+ */
+struct ptth_backend;
+
+struct ptth_backend_options {
+	const char *router_addr; /* "HOST:PORT" of the router's tunnel port */
+	ptth_handler_fn handler; /* called once per request */
+	void *handler_arg;
+};
+
+/* Creates a backend; nothing is dialled yet. NULL when out of memory. */
+struct ptth_backend *ptth_backend_new(const struct ptth_backend_options *opts);
+
+/* Dials the router and starts the tunnel thread that serves HTTP/2 on
+ * the connection. Returns 0, or a negative code when the dial fails. */
+int ptth_backend_start(struct ptth_backend *b);
+
+/* Blocks until the tunnel ends (the router closed it, or it broke).
+ * Returns 0 for a clean end, or the negative code that ended it. */
+int ptth_backend_wait(struct ptth_backend *b);
+
+/* Closes the tunnel (GOAWAY, then close), waits for running handlers and
+ * for the tunnel thread. Safe to call twice. */
+void ptth_backend_stop(struct ptth_backend *b);
+
+/* Stops the backend if needed, then frees it. NULL is allowed. */
+void ptth_backend_free(struct ptth_backend *b);
+
+/* Dials addr and serves handler on the tunnel until it ends, like Go's
+ * CreateTunnelAndServe. Returns like ptth_backend_wait(). */
+int ptth_backend_serve(const char *router_addr, ptth_handler_fn handler, void *arg);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* PTTH_H */

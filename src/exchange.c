@@ -1,0 +1,454 @@
+/*
+ * exchange.c -- one HTTP/2 stream shared by two threads: the application
+ * thread that speaks for one end (a user connection on the router, a
+ * handler on the backend) and the tunnel thread that owns the session.
+ *
+ * Owns:    its two body pipes, its header lists, its mutex and condition.
+ * Threads: exactly one application thread and one tunnel thread. The
+ *          exchange_* functions above the "tunnel thread" line below are
+ *          for the application thread; those after it only for the tunnel
+ *          thread, which is the only thread allowed into the nghttp2 session.
+ * Locks:   ex->mu guards the pipes and the stream state (see the struct in
+ *          exchange.h). It is never held while calling nghttp2, writing a
+ *          socket or taking inbox->mu: kicks happen after unlocking.
+ * Lifetime: reference counted. The application thread holds one
+ *          reference, the tunnel thread one while the stream is queued or
+ *          open, and the inbox one while the exchange is on its kick list.
+ *          The last exchange_unref() frees it.
+ * Interface:
+ *   - the app writes the "out" body (router: request body; backend:
+ *     response body) and reads the "in" body; neither side ever blocks
+ *     the tunnel thread;
+ *   - after changing something the tunnel must act on (new out bytes
+ *     while its data provider is deferred, bytes read that free flow
+ *     control window, a cancel), the app thread "kicks" the exchange onto
+ *     the tunnel's inbox, which wakes the tunnel thread;
+ *   - the tunnel thread calls exchange_service() for each kicked exchange.
+ * Tutorial: "Bodies stream, they are never stored".
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "ptth.h"
+#include "exchange.h"
+#include "inbox.h"
+#include "lock.h"
+
+/* The reader reports consumed bytes to the tunnel in batches of this
+ * size. It must stay well under the pipe capacity (the stream window):
+ * a sender stuck on a zero window means the pipe plus the unreported
+ * count is full, and reading the pipe then always crosses this mark. */
+#define EXCHANGE_REPORT_BYTES (16 * 1024)
+
+/* Creates an exchange whose pipes hold at most pipe_cap bytes each,
+ * with one reference held by the caller. Returns NULL when out of memory. */
+struct exchange *
+exchange_new(size_t pipe_cap)
+{
+	struct exchange *ex = calloc(1, sizeof *ex);
+
+	if (ex == NULL)
+		return NULL;
+	atomic_init(&ex->refs, 1);
+	mutex_init(&ex->mu);
+	cond_init(&ex->changed);
+	body_pipe_init(&ex->out, pipe_cap);
+	body_pipe_init(&ex->in, pipe_cap);
+	header_list_init(&ex->in_head);
+	header_list_init(&ex->out_head);
+	ex->out_status = 200;
+	return ex;
+}
+
+void
+exchange_ref(struct exchange *ex)
+{
+	atomic_fetch_add(&ex->refs, 1);
+}
+
+/* Drops one reference; the last one frees the exchange. */
+void
+exchange_unref(struct exchange *ex)
+{
+	if (ex == NULL || atomic_fetch_sub(&ex->refs, 1) != 1)
+		return;
+	body_pipe_destroy(&ex->out);
+	body_pipe_destroy(&ex->in);
+	header_list_free(&ex->in_head);
+	header_list_free(&ex->out_head);
+	cond_destroy(&ex->changed);
+	mutex_destroy(&ex->mu);
+	free(ex);
+}
+
+/* The error an application call returns once the stream cannot go on.
+ * Caller must hold ex->mu. */
+static int
+exchange_error_locked(const struct exchange *ex)
+{
+	if (ex->error != 0)
+		return ex->error;
+	return PTTH_ECLOSED;
+}
+
+static void
+exchange_kick(struct exchange *ex)
+{
+	inbox_kick(ex->inbox, ex);
+}
+
+/* Appends up to len bytes to the out body without blocking.
+ * Returns the bytes taken (0 when the pipe is full), or a negative code
+ * when the stream is over or cancelled. */
+ssize_t
+exchange_write_out(struct exchange *ex, const void *data, size_t len)
+{
+	ssize_t n;
+	bool kick = false;
+
+	mutex_lock(&ex->mu);
+	if (ex->closed || ex->cancelled) {
+		n = exchange_error_locked(ex);
+	} else {
+		n = body_pipe_write(&ex->out, data, len);
+		if (n > 0 && ex->out_deferred) {
+			ex->out_deferred = false;
+			kick = true;
+		}
+	}
+	mutex_unlock(&ex->mu);
+	if (kick)
+		exchange_kick(ex);
+	return n;
+}
+
+/* Writes all len bytes of out body, blocking while the pipe is full
+ * (that is, while the peer's flow-control window is closed).
+ * Returns 0 or a negative code when the stream is over. */
+int
+exchange_write_out_all(struct exchange *ex, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = exchange_write_out(ex, p, len);
+		if (n < 0)
+			return (int)n;
+		if (n == 0) {
+			int rc = exchange_wait(ex, EX_WAIT_OUT_SPACE);
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+/* Marks the end of the out body. */
+void
+exchange_finish_out(struct exchange *ex)
+{
+	bool kick;
+
+	mutex_lock(&ex->mu);
+	body_pipe_finish(&ex->out);
+	kick = ex->out_deferred;
+	ex->out_deferred = false;
+	mutex_unlock(&ex->mu);
+	if (kick)
+		exchange_kick(ex);
+}
+
+/* True when one of the conditions in what holds. Caller must hold ex->mu. */
+static bool
+exchange_ready_locked(const struct exchange *ex, unsigned what)
+{
+	if ((what & EX_WAIT_OUT_SPACE) && body_pipe_space(&ex->out) > 0)
+		return true;
+	if ((what & EX_WAIT_IN_HEAD) && ex->in_head_done)
+		return true;
+	if ((what & EX_WAIT_IN_DATA) && (ex->in.len > 0 || ex->in.finished))
+		return true;
+	return false;
+}
+
+/* Blocks until one of the conditions in what holds (returns 0) or the
+ * stream ends without it (returns the stream's error or PTTH_ECLOSED). */
+int
+exchange_wait(struct exchange *ex, unsigned what)
+{
+	int rc = 0;
+
+	mutex_lock(&ex->mu);
+	/* Invariant on each wake-up: re-check, the broadcast may be for
+	 * another condition. */
+	while (!exchange_ready_locked(ex, what) && !ex->closed && !ex->cancelled)
+		cond_wait(&ex->changed, &ex->mu);
+	if (!exchange_ready_locked(ex, what))
+		rc = exchange_error_locked(ex);
+	mutex_unlock(&ex->mu);
+	return rc;
+}
+
+/* Reads up to len bytes of the in body. With block set it waits for
+ * bytes; without, an empty pipe returns -EAGAIN.
+ * Returns the bytes read, 0 at the end of the body, or a negative code
+ * when the stream ended early (reset, tunnel gone). */
+ssize_t
+exchange_read_in(struct exchange *ex, void *buf, size_t len, bool block)
+{
+	ssize_t n;
+	bool kick = false;
+
+	mutex_lock(&ex->mu);
+	for (;;) {
+		n = (ssize_t)body_pipe_read(&ex->in, buf, len);
+		if (n > 0) {
+			kick = !ex->closed && ex->in.unreported >= EXCHANGE_REPORT_BYTES;
+			break;
+		}
+		if (ex->in.finished) {
+			n = 0;
+			break;
+		}
+		if (ex->closed || ex->cancelled) {
+			n = exchange_error_locked(ex);
+			break;
+		}
+		if (!block) {
+			n = -EAGAIN;
+			break;
+		}
+		cond_wait(&ex->changed, &ex->mu);
+	}
+	mutex_unlock(&ex->mu);
+	if (kick)
+		exchange_kick(ex);
+	return n;
+}
+
+/* The application gives up on the stream (the user went away, or a
+ * handler asked for a reset). The tunnel thread resets the stream and
+ * discards whatever still arrives for it. */
+void
+exchange_cancel(struct exchange *ex)
+{
+	mutex_lock(&ex->mu);
+	ex->cancelled = true;
+	cond_broadcast(&ex->changed);
+	mutex_unlock(&ex->mu);
+	exchange_kick(ex);
+}
+
+/* True once the in head is complete; the app thread may then read
+ * in_head and in_status without the lock, as they no longer change. */
+bool
+exchange_in_head_done(struct exchange *ex)
+{
+	bool done;
+
+	mutex_lock(&ex->mu);
+	done = ex->in_head_done;
+	mutex_unlock(&ex->mu);
+	return done;
+}
+
+/* The app thread is done with ex: if the stream could still be open
+ * with work left on it (body not fully read or written), the tunnel
+ * resets it. Drops the app thread's reference. */
+void
+exchange_release(struct exchange *ex)
+{
+	bool finished;
+
+	mutex_lock(&ex->mu);
+	finished = ex->closed || (ex->in.finished && ex->out.finished);
+	mutex_unlock(&ex->mu);
+	if (!finished)
+		exchange_cancel(ex);
+	exchange_unref(ex);
+}
+
+/* Backend: publishes out_status and out_head; the tunnel thread submits
+ * the response HEADERS when it services the kick. */
+void
+exchange_commit_head(struct exchange *ex)
+{
+	mutex_lock(&ex->mu);
+	ex->out_head_ready = true;
+	mutex_unlock(&ex->mu);
+	exchange_kick(ex);
+}
+
+/* ---------------------------------------------------------------------
+ * Tunnel thread only below this line.
+ */
+
+/* Implements nghttp2_data_source_read_callback for both directions: it
+ * moves out-pipe bytes into a DATA frame. With nothing buffered yet it
+ * returns NGHTTP2_ERR_DEFERRED and remembers that it did, so that the
+ * next write kicks the tunnel, which then calls nghttp2_session_resume_data. */
+ssize_t
+exchange_data_source_read_callback(nghttp2_session *session, int32_t stream_id,
+                                   uint8_t *buf, size_t length,
+                                   uint32_t *data_flags,
+                                   nghttp2_data_source *source, void *user_data)
+{
+	struct exchange *ex = source->ptr;
+	ssize_t n;
+
+	(void)session;
+	(void)stream_id;
+	(void)user_data;
+	mutex_lock(&ex->mu);
+	n = (ssize_t)body_pipe_read(&ex->out, buf, length);
+	if (n > 0)
+		cond_broadcast(&ex->changed); /* room for the writer again */
+	if (body_pipe_at_end(&ex->out)) {
+		*data_flags |= NGHTTP2_DATA_FLAG_EOF;
+	} else if (n == 0 && ex->cancelled) {
+		n = NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets this stream only */
+	} else if (n == 0) {
+		ex->out_deferred = true;
+		n = NGHTTP2_ERR_DEFERRED;
+	}
+	mutex_unlock(&ex->mu);
+	return n;
+}
+
+/* Puts DATA payload into the in pipe. Flow control guarantees it fits:
+ * the peer may only send what our window allows, and the window only
+ * reopens as the reader frees pipe space. Bytes for a cancelled stream
+ * are discarded and consumed at once so the connection window stays open. */
+void
+exchange_deliver_in(struct exchange *ex, nghttp2_session *session,
+                    const uint8_t *data, size_t len)
+{
+	ssize_t n = 0;
+
+	mutex_lock(&ex->mu);
+	if (!ex->cancelled)
+		n = body_pipe_write(&ex->in, data, len);
+	if (n > 0)
+		cond_broadcast(&ex->changed);
+	mutex_unlock(&ex->mu);
+	ex->in_delivered += len;
+	if (n < (ssize_t)len) {
+		/* Discarded (cancelled, or out of memory): give the window back. */
+		size_t dropped = len - (size_t)(n > 0 ? n : 0);
+		nghttp2_session_consume(session, ex->stream_id, dropped);
+		ex->in_consumed += dropped;
+	}
+}
+
+/* Stores one received field; fails with PTTH_ETOOBIG past 64 KiB of
+ * fields so that a peer cannot make us hold unbounded memory. */
+int
+exchange_add_in_header(struct exchange *ex, const uint8_t *name, size_t namelen,
+                       const uint8_t *value, size_t valuelen)
+{
+	int rc;
+
+	mutex_lock(&ex->mu);
+	if (ex->in_head_done)
+		rc = 0; /* trailers: not passed on yet */
+	else if (ex->in_head.bytes + namelen + valuelen > 64 * 1024)
+		rc = PTTH_ETOOBIG;
+	else
+		rc = header_list_add(&ex->in_head, (const char *)name, namelen,
+		                     (const char *)value, valuelen);
+	mutex_unlock(&ex->mu);
+	return rc;
+}
+
+/* Marks the in head complete. On the router, in_status becomes the
+ * response's :status (0 when missing, which the user thread turns into
+ * a 502). An interim 1xx head is dropped: a final one follows. */
+void
+exchange_end_in_head(struct exchange *ex)
+{
+	const char *status;
+
+	mutex_lock(&ex->mu);
+	if (ex->in_head_done) {
+		mutex_unlock(&ex->mu); /* trailers, not a second head */
+		return;
+	}
+	status = header_list_get(&ex->in_head, ":status");
+	ex->in_status = status ? atoi(status) : 0;
+	if (ex->in_status >= 100 && ex->in_status < 200) {
+		header_list_free(&ex->in_head);
+		mutex_unlock(&ex->mu);
+		return;
+	}
+	ex->in_head_done = true;
+	cond_broadcast(&ex->changed);
+	mutex_unlock(&ex->mu);
+}
+
+/* Marks the end of the in body (END_STREAM seen). */
+void
+exchange_finish_in(struct exchange *ex)
+{
+	mutex_lock(&ex->mu);
+	body_pipe_finish(&ex->in);
+	cond_broadcast(&ex->changed);
+	mutex_unlock(&ex->mu);
+}
+
+/* Records that the stream is over, with error 0 or a PTTH_E* code, and
+ * wakes the app thread. An in body that never saw its end counts as
+ * reset. Every byte delivered but not yet reported is handed back to
+ * the connection window now: the app may read it later or never. */
+void
+exchange_close(struct exchange *ex, nghttp2_session *session, int error)
+{
+	mutex_lock(&ex->mu);
+	if (!ex->in.finished && error == 0)
+		error = PTTH_ERESET;
+	if (ex->error == 0)
+		ex->error = error;
+	ex->closed = true;
+	cond_broadcast(&ex->changed);
+	mutex_unlock(&ex->mu);
+	if (session != NULL && ex->in_delivered > ex->in_consumed)
+		nghttp2_session_consume_connection(session,
+		                                   ex->in_delivered - ex->in_consumed);
+	ex->in_consumed = ex->in_delivered;
+}
+
+/* Acts on a kick: reports bytes the app has read to flow control,
+ * resumes a deferred data provider, resets a cancelled stream.
+ * Returns true when a backend's response head waits to be submitted. */
+bool
+exchange_service(struct exchange *ex, nghttp2_session *session)
+{
+	size_t unreported;
+	bool cancelled, closed, head_waiting;
+
+	mutex_lock(&ex->mu);
+	unreported = body_pipe_take_unreported(&ex->in);
+	cancelled = ex->cancelled;
+	closed = ex->closed;
+	head_waiting = ex->out_head_ready && !ex->head_submitted;
+	mutex_unlock(&ex->mu);
+	if (closed || ex->stream_id == 0)
+		return false;
+	if (unreported > 0 && ex->in_consumed + unreported <= ex->in_delivered) {
+		nghttp2_session_consume(session, ex->stream_id, unreported);
+		ex->in_consumed += unreported;
+	}
+	if (cancelled) {
+		if (!ex->reset_sent)
+			nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, ex->stream_id,
+			                          NGHTTP2_CANCEL);
+		ex->reset_sent = true;
+		return false;
+	}
+	/* Fails harmlessly when the provider is not deferred (see NGHTTP2-NOTES). */
+	nghttp2_session_resume_data(session, ex->stream_id);
+	return head_waiting;
+}

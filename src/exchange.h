@@ -1,0 +1,96 @@
+/* exchange.h -- one HTTP/2 stream shared by an application thread and a
+ * tunnel thread. See exchange.c for the rules. */
+#ifndef PTTH_EXCHANGE_H
+#define PTTH_EXCHANGE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <nghttp2/nghttp2.h>
+
+#include "body_pipe.h"
+#include "headers.h"
+
+struct inbox;
+
+/* What exchange_wait() may wait for; any one of them ends the wait, and
+ * so does the end of the stream. */
+enum {
+	EX_WAIT_OUT_SPACE = 1 << 0, /* room in the out pipe */
+	EX_WAIT_IN_HEAD = 1 << 1,   /* the in head is complete */
+	EX_WAIT_IN_DATA = 1 << 2,   /* bytes (or the end) in the in pipe */
+};
+
+struct exchange {
+	atomic_int refs;            /* the exchange is freed when this drops to 0 */
+
+	/* Set before the exchange is shared, read-only afterwards: */
+	struct inbox *inbox;        /* the tunnel thread's inbox, for kicks */
+	char peer[64];              /* the other end's address, for logs */
+
+	/* Written by the app thread before it publishes them (the router
+	 * queues the exchange, a backend handler calls exchange_commit_head),
+	 * read-only afterwards: */
+	struct header_list out_head;/* router: request fields; backend: response fields */
+	int out_status;             /* backend: the response status */
+	bool out_has_body;          /* a DATA provider is needed */
+
+	pthread_mutex_t mu;         /* lock order: after inbox->mu is released; never nested */
+	pthread_cond_t changed;     /* broadcast on every change a waiter may need */
+	/* guarded by mu: */
+	struct body_pipe out;       /* app thread writes, tunnel thread reads */
+	struct body_pipe in;        /* tunnel thread writes, app thread reads */
+	struct header_list in_head; /* router: response fields; backend: request fields;
+	                               complete and read-only once in_head_done is set */
+	int in_status;              /* router: the response status */
+	bool in_head_done;          /* in_head is complete */
+	bool out_head_ready;        /* backend: the handler committed its response head */
+	bool out_deferred;          /* the tunnel's data provider waits for a resume */
+	bool cancelled;             /* the app thread gave up on the stream */
+	bool closed;                /* the stream is over */
+	int error;                  /* why it ended badly: 0 or a PTTH_E* code */
+
+	/* guarded by inbox->mu: */
+	bool kicked;                /* on the inbox's kick list */
+	struct exchange *kick_next;
+
+	/* tunnel thread only, no lock: */
+	int32_t stream_id;          /* 0 until the stream exists */
+	bool head_submitted;        /* backend: response HEADERS submitted */
+	bool reset_sent;            /* RST_STREAM submitted after a cancel */
+	uint64_t in_delivered;      /* DATA bytes put into the in pipe */
+	uint64_t in_consumed;       /* of which reported to nghttp2 */
+	struct exchange *open_prev, *open_next; /* the tunnel's open streams */
+};
+
+struct exchange *exchange_new(size_t pipe_cap);
+void exchange_ref(struct exchange *ex);
+void exchange_unref(struct exchange *ex);
+
+/* Application-thread side. */
+ssize_t exchange_write_out(struct exchange *ex, const void *data, size_t len);
+int exchange_write_out_all(struct exchange *ex, const void *data, size_t len);
+void exchange_finish_out(struct exchange *ex);
+ssize_t exchange_read_in(struct exchange *ex, void *buf, size_t len, bool block);
+int exchange_wait(struct exchange *ex, unsigned what);
+void exchange_cancel(struct exchange *ex);
+bool exchange_in_head_done(struct exchange *ex);
+void exchange_release(struct exchange *ex);
+void exchange_commit_head(struct exchange *ex);
+
+/* Tunnel-thread side. */
+ssize_t exchange_data_source_read_callback(nghttp2_session *session, int32_t stream_id,
+                                           uint8_t *buf, size_t length,
+                                           uint32_t *data_flags,
+                                           nghttp2_data_source *source, void *user_data);
+void exchange_deliver_in(struct exchange *ex, nghttp2_session *session,
+                         const uint8_t *data, size_t len);
+int exchange_add_in_header(struct exchange *ex, const uint8_t *name, size_t namelen,
+                           const uint8_t *value, size_t valuelen);
+void exchange_end_in_head(struct exchange *ex);
+void exchange_finish_in(struct exchange *ex);
+void exchange_close(struct exchange *ex, nghttp2_session *session, int error);
+bool exchange_service(struct exchange *ex, nghttp2_session *session);
+
+#endif

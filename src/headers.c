@@ -1,0 +1,297 @@
+/*
+ * headers.c -- header lists, and the mapping between an HTTP/1.1 request
+ * or response head and its HTTP/2 form (RFC 9113 section 8.2).
+ *
+ * Owns:    the strings in each header_list; lists are owned by whoever
+ *          declared them (an exchange, a parser glue object, a test).
+ * Threads: any; a list is used by one thread at a time or under the lock
+ *          of the struct that holds it.
+ * Locks:   none.
+ * Interface:
+ *   - header_list_add()/get() keep copies of fields in arrival order;
+ *   - headers_request_to_h2() builds the HTTP/2 request: pseudo-fields
+ *     first, names lower-cased, hop-by-hop fields dropped;
+ *   - headers_to_nv() points an nghttp2_nv array at a list's strings;
+ *   - headers_response_to_http1() writes the HTTP/1.1 status line and
+ *     fields of a response that came back over HTTP/2.
+ * Tutorial: "Headers change shape at the border".
+ */
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#include "headers.h"
+
+void
+header_list_init(struct header_list *l)
+{
+	memset(l, 0, sizeof *l);
+}
+
+void
+header_list_free(struct header_list *l)
+{
+	for (size_t i = 0; i < l->count; i++)
+		free(l->items[i].name);
+	free(l->items);
+	header_list_init(l);
+}
+
+/* Appends a copy of one field. Returns 0 or -ENOMEM. */
+int
+header_list_add(struct header_list *l, const char *name, size_t name_len,
+                const char *value, size_t value_len)
+{
+	struct header *h;
+	char *mem;
+
+	if (l->count == l->alloc) {
+		size_t alloc = l->alloc ? l->alloc * 2 : 16;
+		struct header *items = realloc(l->items, alloc * sizeof *items);
+		if (items == NULL)
+			return -ENOMEM;
+		l->items = items;
+		l->alloc = alloc;
+	}
+	mem = malloc(name_len + value_len + 2);
+	if (mem == NULL)
+		return -ENOMEM;
+	h = &l->items[l->count++];
+	h->name = mem;
+	h->value = mem + name_len + 1;
+	memcpy(h->name, name, name_len);
+	h->name[name_len] = '\0';
+	memcpy(h->value, value, value_len);
+	h->value[value_len] = '\0';
+	h->name_len = name_len;
+	h->value_len = value_len;
+	l->bytes += name_len + value_len;
+	return 0;
+}
+
+/* Returns the value of the first field called name (any case), or NULL. */
+const char *
+header_list_get(const struct header_list *l, const char *name)
+{
+	for (size_t i = 0; i < l->count; i++)
+		if (strcasecmp(l->items[i].name, name) == 0)
+			return l->items[i].value;
+	return NULL;
+}
+
+/* True when the comma-separated list contains token (any case), as in
+ * "Connection: keep-alive, X-Foo". */
+bool
+headers_token_in_list(const char *list, const char *token)
+{
+	size_t tlen = strlen(token);
+
+	while (list != NULL && *list != '\0') {
+		while (*list == ' ' || *list == '\t' || *list == ',')
+			list++;
+		const char *end = list;
+		while (*end != '\0' && *end != ',')
+			end++;
+		const char *last = end;
+		while (last > list && (last[-1] == ' ' || last[-1] == '\t'))
+			last--;
+		if ((size_t)(last - list) == tlen && strncasecmp(list, token, tlen) == 0)
+			return true;
+		list = end;
+	}
+	return false;
+}
+
+/* True for fields that describe one hop and must not be forwarded
+ * (RFC 9110 section 7.6.1, RFC 9113 section 8.2.2): the fixed set, and
+ * any field named by the Connection field (passed as connection, may be
+ * NULL). TE is handled by the caller, which keeps "TE: trailers". */
+bool
+headers_is_hop_by_hop(const char *name, const char *connection)
+{
+	static const char *const fixed[] = {
+		"connection", "keep-alive", "proxy-connection", "transfer-encoding",
+		"upgrade", "te", "host", NULL,
+	};
+
+	for (int i = 0; fixed[i] != NULL; i++)
+		if (strcasecmp(name, fixed[i]) == 0)
+			return true;
+	return connection != NULL && headers_token_in_list(connection, name);
+}
+
+/* Adds a field with a lower-cased copy of name. Returns 0 or -ENOMEM. */
+static int
+headers_add_lower(struct header_list *out, const char *name, const char *value)
+{
+	char lower[256];
+	size_t len = strlen(name);
+
+	if (len >= sizeof lower)
+		return header_list_add(out, name, len, value, strlen(value));
+	for (size_t i = 0; i < len; i++)
+		lower[i] = (char)tolower((unsigned char)name[i]);
+	return header_list_add(out, lower, len, value, strlen(value));
+}
+
+static int
+headers_add_str(struct header_list *out, const char *name, const char *value)
+{
+	return header_list_add(out, name, strlen(name), value, strlen(value));
+}
+
+/* Builds the HTTP/2 form of a user's request in out (which must be
+ * empty): :method, :scheme, :authority (from an absolute-form target,
+ * else Host), :path, then every end-to-end field with its name lowered.
+ * client_addr is unused for now (forwarding fields come with the proxy
+ * contract). Returns 0 or -ENOMEM. */
+int
+headers_request_to_h2(const struct http1_head *head, const char *client_addr,
+                      struct header_list *out)
+{
+	const char *authority = head->url_host;
+	const char *connection = header_list_get(&head->fields, "connection");
+	int rc;
+
+	(void)client_addr;
+	if (authority == NULL)
+		authority = header_list_get(&head->fields, "host");
+	rc = headers_add_str(out, ":method", head->method);
+	if (rc == 0)
+		rc = headers_add_str(out, ":scheme", "http");
+	if (rc == 0 && authority != NULL)
+		rc = headers_add_str(out, ":authority", authority);
+	if (rc == 0)
+		rc = headers_add_str(out, ":path", head->path_and_query);
+	for (size_t i = 0; rc == 0 && i < head->fields.count; i++) {
+		const struct header *h = &head->fields.items[i];
+		if (strcasecmp(h->name, "te") == 0) {
+			/* The one value of TE allowed over HTTP/2 (RFC 9113 8.2.2). */
+			if (headers_token_in_list(h->value, "trailers"))
+				rc = headers_add_str(out, "te", "trailers");
+			continue;
+		}
+		if (headers_is_hop_by_hop(h->name, connection))
+			continue;
+		rc = headers_add_lower(out, h->name, h->value);
+	}
+	return rc;
+}
+
+/* Returns a newly allocated nghttp2_nv array pointing into l's strings;
+ * it stays valid while l is unchanged. Free it with free(). NULL on ENOMEM. */
+nghttp2_nv *
+headers_to_nv(const struct header_list *l)
+{
+	nghttp2_nv *nv = calloc(l->count ? l->count : 1, sizeof *nv);
+
+	if (nv == NULL)
+		return NULL;
+	for (size_t i = 0; i < l->count; i++) {
+		nv[i].name = (uint8_t *)l->items[i].name;
+		nv[i].value = (uint8_t *)l->items[i].value;
+		nv[i].namelen = l->items[i].name_len;
+		nv[i].valuelen = l->items[i].value_len;
+		nv[i].flags = NGHTTP2_NV_FLAG_NONE;
+	}
+	return nv;
+}
+
+/* The reason phrase HTTP/1.1 prints after a status code. */
+const char *
+headers_reason_phrase(int status)
+{
+	switch (status) {
+	case 100: return "Continue";
+	case 200: return "OK";
+	case 201: return "Created";
+	case 202: return "Accepted";
+	case 204: return "No Content";
+	case 206: return "Partial Content";
+	case 301: return "Moved Permanently";
+	case 302: return "Found";
+	case 303: return "See Other";
+	case 304: return "Not Modified";
+	case 307: return "Temporary Redirect";
+	case 308: return "Permanent Redirect";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
+	case 409: return "Conflict";
+	case 410: return "Gone";
+	case 411: return "Length Required";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 415: return "Unsupported Media Type";
+	case 417: return "Expectation Failed";
+	case 429: return "Too Many Requests";
+	case 431: return "Request Header Fields Too Large";
+	case 500: return "Internal Server Error";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	}
+	return "Unknown";
+}
+
+/* Writes name in the usual HTTP/1.1 spelling ("content-type" becomes
+ * "Content-Type"); HTTP/2 delivers every name in lower case. */
+static void
+headers_canonical_name(char *dst, const char *name, size_t len)
+{
+	bool upper = true;
+
+	for (size_t i = 0; i < len; i++) {
+		char c = name[i];
+		dst[i] = upper ? (char)toupper((unsigned char)c) : c;
+		upper = (c == '-');
+	}
+}
+
+/* Formats the HTTP/1.1 head of a response that arrived over HTTP/2:
+ * status line, end-to-end fields, then framing (a line such as
+ * "Transfer-Encoding: chunked", or NULL), then the blank line. Fields
+ * that name the framing of the HTTP/2 side are dropped by the caller's
+ * choice of framing. *out is malloc'd; the caller frees it.
+ * Returns 0 or -ENOMEM. */
+int
+headers_response_to_http1(int status, const struct header_list *h2,
+                          const char *framing, char **out, size_t *out_len)
+{
+	size_t need = 64 + (framing ? strlen(framing) : 0);
+	char *buf, *p;
+
+	for (size_t i = 0; i < h2->count; i++)
+		need += h2->items[i].name_len + h2->items[i].value_len + 4;
+	buf = malloc(need);
+	if (buf == NULL)
+		return -ENOMEM;
+	p = buf + sprintf(buf, "HTTP/1.1 %d %s\r\n", status, headers_reason_phrase(status));
+	for (size_t i = 0; i < h2->count; i++) {
+		const struct header *h = &h2->items[i];
+		if (h->name[0] == ':' || headers_is_hop_by_hop(h->name, NULL))
+			continue;
+		headers_canonical_name(p, h->name, h->name_len);
+		p += h->name_len;
+		*p++ = ':';
+		*p++ = ' ';
+		memcpy(p, h->value, h->value_len);
+		p += h->value_len;
+		*p++ = '\r';
+		*p++ = '\n';
+	}
+	if (framing != NULL)
+		p += sprintf(p, "%s\r\n", framing);
+	*p++ = '\r';
+	*p++ = '\n';
+	*out = buf;
+	*out_len = (size_t)(p - buf);
+	return 0;
+}

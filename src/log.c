@@ -1,0 +1,89 @@
+/*
+ * log.c -- one-line log messages to stderr, and error codes as text.
+ *
+ * Owns:    nothing but the verbose flag.
+ * Threads: any thread may log; each line is written with one fprintf(),
+ *          which stdio locks, so lines from different threads never mix.
+ * Locks:   none of its own; the verbose flag is an atomic int.
+ * Interface:
+ *   - log_info() for events an operator needs (tunnels, failures);
+ *   - log_request() for per-request lines, silenced by --quiet;
+ *   - ptth_strerror() for every code the library returns.
+ * Tutorial: "Running the demo".
+ */
+#include <stdarg.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "ptth.h"
+#include "log.h"
+
+static atomic_int log_verbose = 1;
+
+void
+ptth_log_set_verbose(int verbose)
+{
+	atomic_store(&log_verbose, verbose != 0);
+}
+
+bool
+log_is_verbose(void)
+{
+	return atomic_load(&log_verbose) != 0;
+}
+
+/* Formats one line with a time stamp, like Go's log package does. */
+static void
+log_vwrite(const char *fmt, va_list ap)
+{
+	char line[1024];
+	char stamp[32];
+	time_t now = time(NULL);
+	struct tm tm;
+
+	localtime_r(&now, &tm);
+	strftime(stamp, sizeof stamp, "%Y/%m/%d %H:%M:%S", &tm);
+	vsnprintf(line, sizeof line, fmt, ap);
+	fprintf(stderr, "%s %s\n", stamp, line);
+}
+
+void
+log_info(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	log_vwrite(fmt, ap);
+	va_end(ap);
+}
+
+void
+log_request(const char *fmt, ...)
+{
+	va_list ap;
+
+	if (!log_is_verbose())
+		return;
+	va_start(ap, fmt);
+	log_vwrite(fmt, ap);
+	va_end(ap);
+}
+
+const char *
+ptth_strerror(int code)
+{
+	switch (code) {
+	case 0:            return "success";
+	case PTTH_EPROTO:  return "protocol error";
+	case PTTH_ERESET:  return "stream reset by peer";
+	case PTTH_ECLOSED: return "connection closed";
+	case PTTH_ETOOBIG: return "limit exceeded";
+	case PTTH_ESTATE:  return "not allowed in this state";
+	case PTTH_EADDR:   return "bad address";
+	}
+	if (code < 0 && code > -4096)
+		return strerror(-code);
+	return "unknown error";
+}

@@ -1,0 +1,155 @@
+/*
+ * pool.c -- the set of live tunnels, and the random choice among them
+ * that the original router made for each request.
+ *
+ * Owns:    one reference on each tunnel it lists.
+ * Threads: user connection threads pick; tunnel threads add themselves
+ *          when they start and remove themselves when they end; the router
+ *          takes snapshots to stop every tunnel.
+ * Locks:   p->mu guards every field. No other lock is taken while it is
+ *          held; references are taken inside it so a picked tunnel cannot
+ *          be freed before the caller uses it.
+ * Interface:
+ *   - pool_pick() returns a referenced tunnel or NULL when none is live
+ *     (the router answers 503);
+ *   - pool_remove() is idempotent: a tunnel may remove itself on error
+ *     and again on the way out;
+ *   - pool_wait_count() lets tests and scripts wait for tunnels.
+ * Tutorial: "Picking a tunnel".
+ */
+#include <errno.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <time.h>
+
+#include "lock.h"
+#include "pool.h"
+#include "tunnel.h"
+
+void
+pool_init(struct pool *p)
+{
+	mutex_init(&p->mu);
+	cond_init(&p->changed);
+	p->items = NULL;
+	p->count = p->alloc = 0;
+	p->seed = (unsigned int)time(NULL);
+}
+
+/* Frees the pool. Every tunnel has removed itself by now. */
+void
+pool_destroy(struct pool *p)
+{
+	free(p->items);
+	cond_destroy(&p->changed);
+	mutex_destroy(&p->mu);
+}
+
+/* Lists t, taking a reference. Returns 0 or -ENOMEM. */
+int
+pool_add(struct pool *p, struct tunnel *t)
+{
+	int rc = 0;
+
+	mutex_lock(&p->mu);
+	if (p->count == p->alloc) {
+		size_t alloc = p->alloc ? p->alloc * 2 : 8;
+		struct tunnel **items = realloc(p->items, alloc * sizeof *items);
+		if (items == NULL) {
+			rc = -ENOMEM;
+			goto out_unlock;
+		}
+		p->items = items;
+		p->alloc = alloc;
+	}
+	tunnel_ref(t);
+	p->items[p->count++] = t;
+	cond_broadcast(&p->changed);
+out_unlock:
+	mutex_unlock(&p->mu);
+	return rc;
+}
+
+/* Unlists t if listed and drops the pool's reference. */
+void
+pool_remove(struct pool *p, struct tunnel *t)
+{
+	bool found = false;
+
+	mutex_lock(&p->mu);
+	for (size_t i = 0; i < p->count; i++) {
+		if (p->items[i] == t) {
+			p->items[i] = p->items[--p->count];
+			found = true;
+			break;
+		}
+	}
+	if (found)
+		cond_broadcast(&p->changed);
+	mutex_unlock(&p->mu);
+	if (found)
+		tunnel_unref(t);
+}
+
+/* Picks a live tunnel at random, like the original. Returns it with a
+ * reference the caller must drop, or NULL when the pool is empty. */
+struct tunnel *
+pool_pick(struct pool *p)
+{
+	struct tunnel *t = NULL;
+
+	mutex_lock(&p->mu);
+	if (p->count > 0) {
+		t = p->items[(size_t)rand_r(&p->seed) % p->count];
+		tunnel_ref(t);
+	}
+	mutex_unlock(&p->mu);
+	return t;
+}
+
+size_t
+pool_count(struct pool *p)
+{
+	size_t n;
+
+	mutex_lock(&p->mu);
+	n = p->count;
+	mutex_unlock(&p->mu);
+	return n;
+}
+
+/* Waits until at least n tunnels are listed. Returns 0 or -ETIMEDOUT. */
+int
+pool_wait_count(struct pool *p, size_t n, int timeout_ms)
+{
+	struct timespec deadline = deadline_after_ms(timeout_ms);
+	int rc = 0;
+
+	mutex_lock(&p->mu);
+	while (p->count < n && rc == 0)
+		rc = cond_timedwait(&p->changed, &p->mu, &deadline);
+	rc = (p->count >= n) ? 0 : -ETIMEDOUT;
+	mutex_unlock(&p->mu);
+	return rc;
+}
+
+/* Copies the listed tunnels into a new array, each with a reference the
+ * caller drops (tunnel_unref) before freeing the array. Returns the count;
+ * *out is NULL when it is 0 or memory ran out. */
+size_t
+pool_snapshot(struct pool *p, struct tunnel ***out)
+{
+	size_t n;
+
+	mutex_lock(&p->mu);
+	n = p->count;
+	*out = n ? malloc(n * sizeof **out) : NULL;
+	if (*out == NULL)
+		n = 0;
+	for (size_t i = 0; i < n; i++) {
+		(*out)[i] = p->items[i];
+		tunnel_ref(p->items[i]);
+	}
+	mutex_unlock(&p->mu);
+	return n;
+}

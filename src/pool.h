@@ -1,0 +1,28 @@
+/* pool.h -- the set of live tunnels a router picks from. See pool.c. */
+#ifndef PTTH_POOL_H
+#define PTTH_POOL_H
+
+#include <pthread.h>
+#include <stddef.h>
+
+struct tunnel;
+
+struct pool {
+	pthread_mutex_t mu;      /* lock order: taken alone, never nested */
+	pthread_cond_t changed;  /* broadcast when a tunnel joins or leaves */
+	/* guarded by mu: */
+	struct tunnel **items;
+	size_t count, alloc;
+	unsigned int seed;       /* rand_r() state for the random choice */
+};
+
+void pool_init(struct pool *p);
+void pool_destroy(struct pool *p);
+int pool_add(struct pool *p, struct tunnel *t);
+void pool_remove(struct pool *p, struct tunnel *t);
+struct tunnel *pool_pick(struct pool *p);
+size_t pool_count(struct pool *p);
+int pool_wait_count(struct pool *p, size_t n, int timeout_ms);
+size_t pool_snapshot(struct pool *p, struct tunnel ***out);
+
+#endif

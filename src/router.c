@@ -1,0 +1,300 @@
+/*
+ * router.c -- the router: two listening sockets, an accept thread for
+ * each, and the bookkeeping that lets ptth_router_stop() end every thread.
+ *
+ * Owns:    both listening sockets, both accept threads, the pool, and the
+ *          list of live user connections (not the connections themselves,
+ *          which free themselves).
+ * Threads: the caller's thread runs new/start/stop/free. The accept
+ *          threads ("ptth-accept-http", "ptth-accept-tun") start one
+ *          thread per accepted connection. Connection and tunnel threads
+ *          are detached and counted in r->threads; stop waits for zero.
+ * Locks:   r->mu guards threads, stopping, conns, conn_count and
+ *          next_tunnel_id. Lock order: r->mu is never held while taking
+ *          another lock, except that user_conn_shutdown() (a bare
+ *          shutdown(2)) runs under it.
+ * Interface:
+ *   - ptth_router_new() + ptth_router_start(); ptth_router_ports() for port 0;
+ *   - ptth_router_stop(): shut the listeners, join the accept threads,
+ *     stop every tunnel, shut every user socket, wait for the count to
+ *     drop to zero;
+ *   - router_thread_begin/end() bracket every detached thread.
+ * Tutorial: "Two ports".
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "lock.h"
+#include "log.h"
+#include "net.h"
+#include "router.h"
+#include "tunnel.h"
+#include "user_conn.h"
+
+void
+ptth_router_options_init(struct ptth_router_options *opts)
+{
+	memset(opts, 0, sizeof *opts);
+	opts->http_addr = "localhost:8888";
+	opts->tunnel_addr = "localhost:8887";
+	opts->max_conns = 1024;
+	opts->queue_size = 256;
+}
+
+struct ptth_router *
+ptth_router_new(const struct ptth_router_options *opts)
+{
+	struct ptth_router *r = calloc(1, sizeof *r);
+
+	if (r == NULL)
+		return NULL;
+	r->http_addr = strdup(opts->http_addr ? opts->http_addr : "localhost:8888");
+	r->tunnel_addr = strdup(opts->tunnel_addr ? opts->tunnel_addr : "localhost:8887");
+	if (r->http_addr == NULL || r->tunnel_addr == NULL) {
+		free(r->http_addr);
+		free(r->tunnel_addr);
+		free(r);
+		return NULL;
+	}
+	r->max_conns = opts->max_conns > 0 ? opts->max_conns : 1024;
+	r->queue_size = opts->queue_size > 0 ? opts->queue_size : 256;
+	r->http_fd = r->tunnel_fd = -1;
+	pool_init(&r->pool);
+	mutex_init(&r->mu);
+	cond_init(&r->threads_done);
+	return r;
+}
+
+/* Counts a new detached thread. Returns false once the router is
+ * stopping: the caller must not start the thread. */
+bool
+router_is_stopping(struct ptth_router *r)
+{
+	bool stopping;
+
+	mutex_lock(&r->mu);
+	stopping = r->stopping;
+	mutex_unlock(&r->mu);
+	return stopping;
+}
+
+bool
+router_thread_begin(struct ptth_router *r)
+{
+	bool ok;
+
+	mutex_lock(&r->mu);
+	ok = !r->stopping;
+	if (ok)
+		r->threads++;
+	mutex_unlock(&r->mu);
+	return ok;
+}
+
+/* The last thing a counted thread does before it returns. It must not
+ * touch r afterwards: stop may free the router as soon as this wakes it. */
+void
+router_thread_end(struct ptth_router *r)
+{
+	mutex_lock(&r->mu);
+	if (--r->threads == 0)
+		cond_broadcast(&r->threads_done);
+	mutex_unlock(&r->mu);
+}
+
+/* Lists a user connection and counts its thread-to-be.
+ * Returns 0, -ESHUTDOWN when stopping, or -EMFILE past max_conns. */
+int
+router_conn_add(struct ptth_router *r, struct user_conn *c)
+{
+	int rc = 0;
+
+	mutex_lock(&r->mu);
+	if (r->stopping) {
+		rc = -ESHUTDOWN;
+	} else if (r->conn_count >= r->max_conns) {
+		rc = -EMFILE;
+	} else {
+		user_conn_link(&r->conns, c);
+		r->conn_count++;
+		r->threads++;
+	}
+	mutex_unlock(&r->mu);
+	return rc;
+}
+
+void
+router_conn_remove(struct ptth_router *r, struct user_conn *c)
+{
+	mutex_lock(&r->mu);
+	user_conn_unlink(&r->conns, c);
+	r->conn_count--;
+	mutex_unlock(&r->mu);
+}
+
+/* The accept loop for one listening socket: start is user_conn_start or
+ * tunnel_start. It ends when ptth_router_stop() shuts the socket down. */
+static void
+router_accept_loop(struct ptth_router *r, int lfd, int (*start)(struct ptth_router *, int),
+                   const char *what)
+{
+	for (;;) {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				log_info("accept %s: %s", what, strerror(errno));
+				usleep(10000); /* out of fds: let connections end */
+				continue;
+			}
+			return; /* EINVAL: shut down by ptth_router_stop() */
+		}
+		int rc = start(r, fd);
+		if (rc < 0 && rc != -ESHUTDOWN && rc != -EMFILE)
+			log_info("cannot serve %s connection: %s", what, ptth_strerror(rc));
+	}
+}
+
+static void *
+router_http_accept_thread_main(void *arg)
+{
+	struct ptth_router *r = arg;
+
+	pthread_setname_np(pthread_self(), "ptth-accept-http");
+	router_accept_loop(r, r->http_fd, user_conn_start, "HTTP");
+	return NULL;
+}
+
+static void *
+router_tunnel_accept_thread_main(void *arg)
+{
+	struct ptth_router *r = arg;
+
+	pthread_setname_np(pthread_self(), "ptth-accept-tun");
+	router_accept_loop(r, r->tunnel_fd, tunnel_start, "tunnel");
+	return NULL;
+}
+
+/* Binds both addresses and starts both accept threads.
+ * Returns 0 or a negative code; on failure nothing is left open. */
+int
+ptth_router_start(struct ptth_router *r)
+{
+	int rc;
+
+	if (r->started)
+		return PTTH_ESTATE;
+	r->tunnel_fd = net_listen(r->tunnel_addr, &r->tunnel_port);
+	if (r->tunnel_fd < 0)
+		return r->tunnel_fd;
+	r->http_fd = net_listen(r->http_addr, &r->http_port);
+	if (r->http_fd < 0) {
+		rc = r->http_fd;
+		goto out_close_tunnel;
+	}
+	rc = -pthread_create(&r->tunnel_accept_thread, NULL,
+	                     router_tunnel_accept_thread_main, r);
+	if (rc < 0)
+		goto out_close_http;
+	rc = -pthread_create(&r->http_accept_thread, NULL, router_http_accept_thread_main, r);
+	if (rc < 0) {
+		shutdown(r->tunnel_fd, SHUT_RDWR);
+		pthread_join(r->tunnel_accept_thread, NULL);
+		goto out_close_http;
+	}
+	r->started = true;
+	return 0;
+out_close_http:
+	close(r->http_fd);
+	r->http_fd = -1;
+out_close_tunnel:
+	close(r->tunnel_fd);
+	r->tunnel_fd = -1;
+	return rc;
+}
+
+int
+ptth_router_ports(const struct ptth_router *r, int *http_port, int *tunnel_port)
+{
+	if (!r->started)
+		return PTTH_ESTATE;
+	if (http_port != NULL)
+		*http_port = r->http_port;
+	if (tunnel_port != NULL)
+		*tunnel_port = r->tunnel_port;
+	return 0;
+}
+
+int
+ptth_router_tunnel_count(struct ptth_router *r)
+{
+	return (int)pool_count(&r->pool);
+}
+
+int
+ptth_router_wait_tunnels(struct ptth_router *r, int n, int timeout_ms)
+{
+	return pool_wait_count(&r->pool, (size_t)n, timeout_ms);
+}
+
+/* Stops every tunnel listed in the pool. */
+static void
+router_stop_tunnels(struct ptth_router *r)
+{
+	struct tunnel **ts;
+	size_t n = pool_snapshot(&r->pool, &ts);
+
+	for (size_t i = 0; i < n; i++) {
+		tunnel_stop(ts[i]);
+		tunnel_unref(ts[i]);
+	}
+	free(ts);
+}
+
+void
+ptth_router_stop(struct ptth_router *r)
+{
+	if (!r->started)
+		return;
+	/* 1. No new connections: accept() fails with EINVAL after shutdown. */
+	mutex_lock(&r->mu);
+	r->stopping = true;
+	mutex_unlock(&r->mu);
+	shutdown(r->http_fd, SHUT_RDWR);
+	shutdown(r->tunnel_fd, SHUT_RDWR);
+	pthread_join(r->http_accept_thread, NULL);
+	pthread_join(r->tunnel_accept_thread, NULL);
+	close(r->http_fd);
+	close(r->tunnel_fd);
+	r->http_fd = r->tunnel_fd = -1;
+	/* 2. End every tunnel (their requests fail with 502) and unblock
+	 *    every user thread, then wait until each counted thread is gone. */
+	router_stop_tunnels(r);
+	mutex_lock(&r->mu);
+	for (struct user_conn *c = r->conns; c != NULL; c = user_conn_next(c))
+		user_conn_shutdown(c);
+	while (r->threads > 0)
+		cond_wait(&r->threads_done, &r->mu);
+	mutex_unlock(&r->mu);
+	r->started = false;
+}
+
+void
+ptth_router_free(struct ptth_router *r)
+{
+	if (r == NULL)
+		return;
+	ptth_router_stop(r);
+	pool_destroy(&r->pool);
+	cond_destroy(&r->threads_done);
+	mutex_destroy(&r->mu);
+	free(r->http_addr);
+	free(r->tunnel_addr);
+	free(r);
+}

@@ -1,0 +1,45 @@
+/* router.h -- the router's internals shared by its modules. See router.c. */
+#ifndef PTTH_ROUTER_H
+#define PTTH_ROUTER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+
+#include "ptth.h"
+#include "pool.h"
+
+struct user_conn;
+
+/* Sizes that decide memory and throughput; fixed for now. */
+#define ROUTER_STREAM_WINDOW (256 * 1024)  /* per-stream window = pipe capacity */
+#define ROUTER_READ_BUF (64 * 1024)        /* a user connection's input buffer */
+
+struct ptth_router {
+	/* Set by ptth_router_new/start, read-only while running: */
+	char *http_addr, *tunnel_addr;
+	int max_conns;
+	int queue_size;
+	int http_fd, tunnel_fd;
+	int http_port, tunnel_port;
+	pthread_t http_accept_thread, tunnel_accept_thread;
+	bool started;             /* only touched by the thread that calls start/stop */
+
+	struct pool pool;         /* live tunnels, with its own lock */
+
+	pthread_mutex_t mu;       /* lock order: taken alone, never nested */
+	pthread_cond_t threads_done;
+	/* guarded by mu: */
+	int threads;              /* connection and tunnel threads still running */
+	bool stopping;
+	struct user_conn *conns;  /* live user connections, for stop */
+	int conn_count;
+	int next_tunnel_id;
+};
+
+bool router_is_stopping(struct ptth_router *r);
+bool router_thread_begin(struct ptth_router *r);
+void router_thread_end(struct ptth_router *r);
+int router_conn_add(struct ptth_router *r, struct user_conn *c);
+void router_conn_remove(struct ptth_router *r, struct user_conn *c);
+
+#endif

@@ -1,0 +1,428 @@
+/*
+ * tunnel.c -- one reverse tunnel on the router side: the thread that owns
+ * the HTTP/2 client session spoken over a connection a backend dialled in.
+ *
+ * Owns:    the tunnel socket, the nghttp2 session, the session_io buffer,
+ *          and the tunnel thread's reference on every exchange it submitted.
+ * Threads: tunnel_thread_main() runs on the tunnel's own thread
+ *          ("ptth-tunnel-N"), the only thread that ever calls into the
+ *          session. User connection threads call tunnel_submit() and kick
+ *          exchanges through the inbox; the router calls tunnel_stop().
+ * Locks:   none of its own; the inbox and each exchange have theirs, and
+ *          this thread never holds one while calling nghttp2.
+ * Interface:
+ *   - tunnel_start(): takes a freshly accepted socket, starts the thread,
+ *     which adds the tunnel to the pool once its session exists;
+ *   - tunnel_submit(): hand a request over (fails when the queue is full
+ *     or the tunnel is closing);
+ *   - tunnel_stop(): ask the thread to close the tunnel and end.
+ * When the tunnel ends for any reason, every request on it ends too:
+ * queued ones and open ones are closed with PTTH_ECLOSED, so each user
+ * thread gets its 502 (or a truncated body) and nobody waits forever.
+ * Tutorial: "The tunnel thread's loop".
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <nghttp2/nghttp2.h>
+
+#include "exchange.h"
+#include "lock.h"
+#include "log.h"
+#include "net.h"
+#include "router.h"
+#include "session_io.h"
+#include "tunnel.h"
+
+/* Everything the tunnel thread keeps for itself. It lives on that
+ * thread's stack: no other thread can even see it. */
+struct tunnel_thread {
+	struct tunnel *t;
+	nghttp2_session *session;
+	struct session_io io;
+	struct exchange *open;       /* submitted streams not yet closed */
+	struct exchange **kicked;    /* scratch array for inbox_take_kicked() */
+	size_t kicked_alloc;
+	uint64_t requests;
+	long long started_ms;
+};
+
+void
+tunnel_ref(struct tunnel *t)
+{
+	atomic_fetch_add(&t->refs, 1);
+}
+
+/* Drops a reference; the last one frees the tunnel. The thread has ended
+ * and closed the socket by then, since the thread holds a reference. */
+void
+tunnel_unref(struct tunnel *t)
+{
+	if (atomic_fetch_sub(&t->refs, 1) != 1)
+		return;
+	inbox_destroy(&t->inbox);
+	free(t);
+}
+
+/* Asks the tunnel thread to close the tunnel. Any thread. */
+void
+tunnel_stop(struct tunnel *t)
+{
+	atomic_store(&t->stop, true);
+	inbox_wake(&t->inbox);
+}
+
+/* Hands ex to the tunnel thread. Ownership of one new reference passes
+ * to the tunnel thread. Returns 0, -EAGAIN (queue full) or -EPIPE (the
+ * tunnel is closing). */
+int
+tunnel_submit(struct tunnel *t, struct exchange *ex)
+{
+	return inbox_push(&t->inbox, ex);
+}
+
+/* The list of open streams, so that a dying tunnel can end each one. */
+static void
+open_link(struct tunnel_thread *tt, struct exchange *ex)
+{
+	ex->open_prev = NULL;
+	ex->open_next = tt->open;
+	if (tt->open != NULL)
+		tt->open->open_prev = ex;
+	tt->open = ex;
+}
+
+static void
+open_unlink(struct tunnel_thread *tt, struct exchange *ex)
+{
+	if (ex->open_prev != NULL)
+		ex->open_prev->open_next = ex->open_next;
+	else
+		tt->open = ex->open_next;
+	if (ex->open_next != NULL)
+		ex->open_next->open_prev = ex->open_prev;
+	ex->open_prev = ex->open_next = NULL;
+}
+
+/* Implements nghttp2_on_header_callback. We use it to collect the
+ * response fields of each stream into its exchange. */
+static int
+on_header_callback(nghttp2_session *session, const nghttp2_frame *frame,
+                   const uint8_t *name, size_t namelen, const uint8_t *value,
+                   size_t valuelen, uint8_t flags, void *user_data)
+{
+	struct exchange *ex;
+
+	(void)flags;
+	(void)user_data;
+	if (frame->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	ex = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+	if (ex == NULL)
+		return 0;
+	if (exchange_add_in_header(ex, name, namelen, value, valuelen) < 0)
+		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets this stream */
+	return 0;
+}
+
+/* Implements nghttp2_on_frame_recv_callback. We use it to notice the end
+ * of a response head (the user thread may now write the status line) and
+ * the end of a response body. */
+static int
+on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame,
+                       void *user_data)
+{
+	struct exchange *ex;
+
+	(void)user_data;
+	if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
+		return 0;
+	ex = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+	if (ex == NULL)
+		return 0;
+	/* A final head after a 1xx one arrives as NGHTTP2_HCAT_HEADERS;
+	 * exchange_end_in_head() ignores trailers, which do too. */
+	if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat != NGHTTP2_HCAT_PUSH_RESPONSE)
+		exchange_end_in_head(ex);
+	if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
+		exchange_finish_in(ex);
+	return 0;
+}
+
+/* Implements nghttp2_on_data_chunk_recv_callback. We use it to pass
+ * response body bytes to the user thread; they are consumed (window
+ * reopened) only once the user thread has read them. */
+static int
+on_data_chunk_recv_callback(nghttp2_session *session, uint8_t flags,
+                            int32_t stream_id, const uint8_t *data, size_t len,
+                            void *user_data)
+{
+	struct exchange *ex = nghttp2_session_get_stream_user_data(session, stream_id);
+
+	(void)flags;
+	(void)user_data;
+	if (ex == NULL) {
+		/* No owner (cannot happen for our own streams): consume anyway,
+		 * or the connection window would shrink for good. */
+		nghttp2_session_consume(session, stream_id, len);
+		return 0;
+	}
+	exchange_deliver_in(ex, session, data, len);
+	return 0;
+}
+
+/* Implements nghttp2_on_stream_close_callback. We use it to end the
+ * exchange (waking its user thread) and drop the tunnel's reference. */
+static int
+on_stream_close_callback(nghttp2_session *session, int32_t stream_id,
+                         uint32_t error_code, void *user_data)
+{
+	struct tunnel_thread *tt = user_data;
+	struct exchange *ex = nghttp2_session_get_stream_user_data(session, stream_id);
+
+	if (ex == NULL)
+		return 0;
+	nghttp2_session_set_stream_user_data(session, stream_id, NULL);
+	open_unlink(tt, ex);
+	exchange_close(ex, session, error_code == NGHTTP2_NO_ERROR ? 0 : PTTH_ERESET);
+	exchange_unref(ex);
+	return 0;
+}
+
+/* Creates the client session with our callbacks and queues the client
+ * preface SETTINGS. Returns 0 or PTTH_EPROTO / -ENOMEM. */
+static int
+tunnel_session_new(struct tunnel_thread *tt)
+{
+	nghttp2_session_callbacks *cbs;
+	nghttp2_option *opt;
+	nghttp2_settings_entry settings[] = {
+		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
+		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, ROUTER_STREAM_WINDOW },
+	};
+	int rc = -ENOMEM;
+
+	if (nghttp2_session_callbacks_new(&cbs) != 0)
+		return -ENOMEM;
+	if (nghttp2_option_new(&opt) != 0)
+		goto out_cbs;
+	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header_callback);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv_callback);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv_callback);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close_callback);
+	/* Flow control is our backpressure: consume only what users took. */
+	nghttp2_option_set_no_auto_window_update(opt, 1);
+	if (nghttp2_session_client_new2(&tt->session, cbs, tt, opt) != 0)
+		goto out_opt;
+	rc = PTTH_EPROTO;
+	if (nghttp2_submit_settings(tt->session, NGHTTP2_FLAG_NONE, settings,
+	                            sizeof settings / sizeof settings[0]) != 0 ||
+	    nghttp2_session_set_local_window_size(tt->session, NGHTTP2_FLAG_NONE, 0,
+	                                          1 << 30) != 0) {
+		nghttp2_session_del(tt->session);
+		tt->session = NULL;
+		goto out_opt;
+	}
+	rc = 0;
+out_opt:
+	nghttp2_option_del(opt);
+out_cbs:
+	nghttp2_session_callbacks_del(cbs);
+	return rc;
+}
+
+/* Submits one queued request as a new stream. The tunnel's reference on
+ * ex now belongs to the stream and is dropped in on_stream_close_callback. */
+static void
+tunnel_submit_stream(struct tunnel_thread *tt, struct exchange *ex)
+{
+	nghttp2_data_provider body = {
+		.source.ptr = ex,
+		.read_callback = exchange_data_source_read_callback,
+	};
+	nghttp2_nv *nv;
+	int32_t id;
+	bool cancelled;
+
+	mutex_lock(&ex->mu);
+	cancelled = ex->cancelled;
+	mutex_unlock(&ex->mu);
+	nv = cancelled ? NULL : headers_to_nv(&ex->out_head);
+	if (nv == NULL) {
+		exchange_close(ex, NULL, cancelled ? PTTH_ECLOSED : -ENOMEM);
+		exchange_unref(ex);
+		return;
+	}
+	id = nghttp2_submit_request(tt->session, NULL, nv, ex->out_head.count,
+	                            ex->out_has_body ? &body : NULL, ex);
+	free(nv);
+	if (id < 0) {
+		exchange_close(ex, NULL, PTTH_EPROTO);
+		exchange_unref(ex);
+		return;
+	}
+	ex->stream_id = id;
+	open_link(tt, ex);
+	tt->requests++;
+}
+
+/* Takes everything other threads left in the inbox: new requests first,
+ * then kicked exchanges. */
+static void
+tunnel_take_work(struct tunnel_thread *tt)
+{
+	struct inbox *ib = &tt->t->inbox;
+	struct exchange *ex;
+	size_t n;
+
+	inbox_drain_wake(ib);
+	while ((ex = inbox_pop(ib)) != NULL)
+		tunnel_submit_stream(tt, ex);
+	n = inbox_take_kicked(ib, &tt->kicked, &tt->kicked_alloc);
+	for (size_t i = 0; i < n; i++) {
+		exchange_service(tt->kicked[i], tt->session);
+		exchange_unref(tt->kicked[i]);
+	}
+}
+
+/* The tunnel thread's loop: write what the session wants to send, wait
+ * for the socket or a wake-up, take new work, read. Returns why it ended. */
+static const char *
+tunnel_run(struct tunnel_thread *tt)
+{
+	int rc;
+
+	for (;;) {
+		rc = session_io_flush(&tt->io, tt->session);
+		if (rc < 0)
+			break;
+		if (session_io_done(&tt->io, tt->session))
+			return "session finished";
+		rc = session_io_wait(&tt->io, tt->t->inbox.wake_fd, -1);
+		if (rc < 0)
+			break;
+		if (atomic_load(&tt->t->stop))
+			return "router stopping";
+		if (rc & SESSION_IO_WOKEN)
+			tunnel_take_work(tt);
+		if (rc & SESSION_IO_READABLE) {
+			rc = session_io_recv(&tt->io, tt->session);
+			if (rc < 0)
+				break;
+		}
+	}
+	if (rc == PTTH_ECLOSED)
+		return "EOF";
+	return ptth_strerror(rc);
+}
+
+/* Ends every request that is still on this tunnel. Called after the
+ * inbox closed, so nothing new can arrive while we sweep. */
+static void
+tunnel_fail_all(struct tunnel_thread *tt)
+{
+	struct inbox *ib = &tt->t->inbox;
+	struct exchange *ex;
+	size_t n;
+
+	while ((ex = inbox_pop(ib)) != NULL) {
+		exchange_close(ex, NULL, PTTH_ECLOSED);
+		exchange_unref(ex);
+	}
+	n = inbox_take_kicked(ib, &tt->kicked, &tt->kicked_alloc);
+	for (size_t i = 0; i < n; i++)
+		exchange_unref(tt->kicked[i]);
+	while ((ex = tt->open) != NULL) {
+		open_unlink(tt, ex);
+		exchange_close(ex, NULL, PTTH_ECLOSED);
+		exchange_unref(ex);
+	}
+}
+
+/* The tunnel thread. It owns the session from creation to deletion. */
+static void *
+tunnel_thread_main(void *arg)
+{
+	struct tunnel_thread tt = { .t = arg };
+	struct tunnel *t = tt.t;
+	struct ptth_router *r = t->router;
+	const char *reason;
+	char thread_name[16];
+
+	snprintf(thread_name, sizeof thread_name, "ptth-tunnel-%d", t->id);
+	pthread_setname_np(pthread_self(), thread_name);
+	tt.started_ms = now_ms();
+	session_io_init(&tt.io, t->fd);
+	if (tunnel_session_new(&tt) < 0) {
+		reason = "cannot create session";
+	} else if (pool_add(&r->pool, t) < 0) {
+		reason = "out of memory";
+	} else if (router_is_stopping(r)) {
+		/* Added after ptth_router_stop() took its snapshot of the pool. */
+		reason = "router stopping";
+	} else {
+		log_info("Tunnel added: %s", t->name);
+		reason = tunnel_run(&tt);
+	}
+	pool_remove(&r->pool, t);
+	inbox_close(&t->inbox);
+	tunnel_fail_all(&tt);
+	if (tt.session != NULL)
+		nghttp2_session_del(tt.session);
+	close(t->fd);
+	log_info("Tunnel removed: %s: %s (%" PRIu64 " requests, %" PRIu64 " bytes in, %"
+	         PRIu64 " bytes out, %lld ms)", t->name, reason, tt.requests,
+	         tt.io.bytes_in, tt.io.bytes_out, now_ms() - tt.started_ms);
+	session_io_destroy(&tt.io);
+	free(tt.kicked);
+	tunnel_unref(t);
+	router_thread_end(r);
+	return NULL;
+}
+
+/* Takes ownership of fd (a connection accepted on the tunnel port) and
+ * starts its thread. On failure fd is closed. Returns 0 or a negative code. */
+int
+tunnel_start(struct ptth_router *r, int fd)
+{
+	struct tunnel *t = calloc(1, sizeof *t);
+	pthread_t thread;
+	int rc;
+
+	if (t == NULL) {
+		close(fd);
+		return -ENOMEM;
+	}
+	atomic_init(&t->refs, 1); /* the thread's reference */
+	atomic_init(&t->stop, false);
+	t->router = r;
+	t->fd = fd;
+	net_peer_name(fd, t->name, sizeof t->name);
+	net_set_nodelay(fd);
+	rc = inbox_init(&t->inbox, (size_t)r->queue_size);
+	if (rc < 0)
+		goto out_free;
+	if (!router_thread_begin(r)) {
+		rc = -ESHUTDOWN;
+		goto out_inbox;
+	}
+	mutex_lock(&r->mu);
+	t->id = ++r->next_tunnel_id;
+	mutex_unlock(&r->mu);
+	rc = -pthread_create(&thread, NULL, tunnel_thread_main, t);
+	if (rc < 0) {
+		router_thread_end(r);
+		goto out_inbox;
+	}
+	pthread_detach(thread);
+	return 0;
+out_inbox:
+	inbox_destroy(&t->inbox);
+out_free:
+	free(t);
+	close(fd);
+	return rc;
+}

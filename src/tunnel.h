@@ -1,0 +1,31 @@
+/* tunnel.h -- one reverse tunnel on the router side and its thread. See tunnel.c. */
+#ifndef PTTH_TUNNEL_H
+#define PTTH_TUNNEL_H
+
+#include <stdatomic.h>
+#include <stdbool.h>
+
+#include "inbox.h"
+
+struct ptth_router;
+struct exchange;
+
+struct tunnel {
+	atomic_int refs;          /* pool, tunnel thread, each user mid-request */
+	atomic_bool stop;         /* set by the router to end the thread */
+
+	/* Set before the thread starts, read-only afterwards: */
+	struct ptth_router *router;
+	int fd;                   /* closed by the tunnel thread when it ends */
+	char name[64];            /* the backend's address, for logs */
+	int id;                   /* 1, 2, ... in order of arrival */
+	struct inbox inbox;       /* new requests and kicks for this tunnel */
+};
+
+int tunnel_start(struct ptth_router *r, int fd);
+void tunnel_ref(struct tunnel *t);
+void tunnel_unref(struct tunnel *t);
+void tunnel_stop(struct tunnel *t);
+int tunnel_submit(struct tunnel *t, struct exchange *ex);
+
+#endif

@@ -1,0 +1,518 @@
+/*
+ * user_conn.c -- one user's HTTP/1.1 connection, served by a thread of
+ * its own: parse a request, hand it to a tunnel, stream the request body
+ * up and the response back, then the next request (keep-alive).
+ *
+ * Owns:    the user socket, the parser, the output buffer, and for the
+ *          request in progress one reference on its exchange and one on
+ *          the tunnel carrying it.
+ * Threads: user_conn_thread_main() on "ptth-user" threads, one per
+ *          connection. The router's thread calls user_conn_shutdown() to
+ *          unblock it at stop.
+ * Locks:   none of its own; c->prev/c->next are guarded by the router's
+ *          mu (router_conn_add/remove). This thread blocks in recv(),
+ *          send() and exchange waits, never while holding a lock.
+ * Interface:
+ *   - user_conn_start(): takes an accepted socket and starts the thread;
+ *   - every failure becomes an HTTP status with a one-line plain-text
+ *     body (503 no tunnel, 502 tunnel failed, 400 bad request, ...), or,
+ *     once a response has started, a cut-short body and a closed socket
+ *     so the client can tell it is incomplete.
+ * Tutorial: "A request arrives", "The response goes back".
+ */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "exchange.h"
+#include "http1.h"
+#include "log.h"
+#include "net.h"
+#include "router.h"
+#include "tunnel.h"
+#include "user_conn.h"
+
+#define USER_OUT_SIZE (64 * 1024)
+
+struct user_conn {
+	/* guarded by r->mu: */
+	struct user_conn *prev, *next;
+
+	/* Set at start, read-only afterwards (the router's thread may read fd
+	 * to shut it down): */
+	struct ptth_router *r;
+	int fd;
+	char peer[64];
+
+	/* user thread only, no lock: */
+	struct http1_parser *parser;
+	char in[ROUTER_READ_BUF];
+	char out[USER_OUT_SIZE + 64];   /* response bytes not yet sent */
+	size_t out_len;
+	/* the request in progress: */
+	struct exchange *ex;
+	struct tunnel *tunnel;
+	bool message_done;      /* the parser delivered the whole request */
+	bool keep_alive;
+	bool head_request;
+	int version_minor;
+	int reject_status;      /* answer this instead of forwarding */
+	const char *reject_text;
+	bool response_started, response_done, response_failed;
+	bool chunked, close_delimited, no_body;
+};
+
+/* Sends the output buffer. Returns 0 or a negative code (user gone). */
+static int
+user_conn_flush(struct user_conn *c)
+{
+	int rc = net_write_all(c->fd, c->out, c->out_len);
+
+	c->out_len = 0;
+	return rc;
+}
+
+/* Appends bytes to the output buffer, sending it first when full. */
+static int
+user_conn_append(struct user_conn *c, const void *data, size_t len)
+{
+	if (c->out_len + len > USER_OUT_SIZE) {
+		int rc = user_conn_flush(c);
+		if (rc < 0)
+			return rc;
+		if (len > USER_OUT_SIZE)
+			return net_write_all(c->fd, data, len);
+	}
+	memcpy(c->out + c->out_len, data, len);
+	c->out_len += len;
+	return 0;
+}
+
+/* Writes a complete short response that the router makes itself:
+ * status line, a plain-text body of one line, and extra (a header line
+ * or NULL). Sent at once: these are never part of a streamed response. */
+static int
+user_conn_send_simple(struct user_conn *c, int status, const char *extra,
+                      const char *fmt, ...)
+{
+	char body[256], head[512];
+	va_list ap;
+	int blen, hlen;
+
+	va_start(ap, fmt);
+	blen = vsnprintf(body, sizeof body - 1, fmt, ap);
+	va_end(ap);
+	if (blen < 0 || blen > (int)sizeof body - 2)
+		blen = (int)sizeof body - 2;
+	body[blen++] = '\n';
+	hlen = snprintf(head, sizeof head,
+	                "HTTP/1.1 %d %s\r\nContent-Type: text/plain; charset=utf-8\r\n"
+	                "Content-Length: %d\r\n%s%s%s\r\n",
+	                status, headers_reason_phrase(status), blen,
+	                extra ? extra : "", extra ? "\r\n" : "",
+	                c->keep_alive ? "" : "Connection: close\r\n");
+	c->out_len = 0;
+	if (user_conn_append(c, head, (size_t)hlen) < 0 ||
+	    (!c->head_request && user_conn_append(c, body, (size_t)blen) < 0))
+		return -EPIPE;
+	return user_conn_flush(c);
+}
+
+/* Chooses how the response body is delimited on HTTP/1.1 and writes
+ * the head into the output buffer (sent with the first body bytes). */
+static int
+user_conn_start_response(struct user_conn *c)
+{
+	struct exchange *ex = c->ex;
+	int status = ex->in_status; /* read-only once the head is done */
+	char framing[64] = "";
+	char *head;
+	size_t len;
+	int rc;
+
+	c->response_started = true;
+	c->no_body = c->head_request || status == 204 || status == 304;
+	if (status < 200 || status > 999) {
+		c->response_failed = true;
+		log_info("%s: backend on %s sent no valid :status", c->peer,
+		         c->tunnel->name);
+		return user_conn_send_simple(c, 502, NULL,
+		                             "502 Bad Gateway: invalid response from tunnel %s",
+		                             c->tunnel->name);
+	}
+	if (!c->no_body && header_list_get(&ex->in_head, "content-length") == NULL) {
+		if (c->version_minor >= 1)
+			c->chunked = true;
+		else
+			c->close_delimited = true;
+	}
+	if (c->close_delimited)
+		c->keep_alive = false;
+	snprintf(framing, sizeof framing, "%s%s%s",
+	         c->chunked ? "Transfer-Encoding: chunked" : "",
+	         c->chunked && !c->keep_alive ? "\r\n" : "",
+	         c->keep_alive ? "" : "Connection: close");
+	rc = headers_response_to_http1(status, &ex->in_head, framing[0] ? framing : NULL,
+	                               &head, &len);
+	if (rc < 0)
+		return rc;
+	rc = user_conn_append(c, head, len);
+	free(head);
+	if (c->no_body)
+		c->response_done = true;
+	return rc;
+}
+
+/* Appends body bytes with the framing chosen for this response. */
+static int
+user_conn_append_body(struct user_conn *c, const char *data, size_t len)
+{
+	char size_line[32];
+	int rc;
+
+	if (c->no_body)
+		return 0;
+	if (!c->chunked)
+		return user_conn_append(c, data, len);
+	snprintf(size_line, sizeof size_line, "%zx\r\n", len);
+	rc = user_conn_append(c, size_line, strlen(size_line));
+	if (rc == 0)
+		rc = user_conn_append(c, data, len);
+	if (rc == 0)
+		rc = user_conn_append(c, "\r\n", 2);
+	return rc;
+}
+
+/* Moves response body bytes to the user. With block set it runs until
+ * the body ends; without, it stops when no bytes are waiting.
+ * Returns 0, or a negative code when the user or the tunnel failed. */
+static int
+user_conn_pump_body(struct user_conn *c, bool block)
+{
+	char buf[32 * 1024];
+
+	while (!c->response_done) {
+		ssize_t n = exchange_read_in(c->ex, buf, sizeof buf, block && c->out_len == 0);
+		if (n == -EAGAIN) {
+			if (!block)
+				return user_conn_flush(c);
+			if (user_conn_flush(c) < 0)
+				return -EPIPE;
+			continue;
+		}
+		if (n < 0) {
+			/* The tunnel failed mid-body: send what we have, then
+			 * close without the terminating chunk. */
+			user_conn_flush(c);
+			c->response_failed = true;
+			log_info("%s: response cut short: tunnel %s: %s", c->peer,
+			         c->tunnel->name, ptth_strerror((int)n));
+			return (int)n;
+		}
+		if (n == 0) {
+			c->response_done = true;
+			if (c->chunked && user_conn_append(c, "0\r\n\r\n", 5) < 0)
+				return -EPIPE;
+			return user_conn_flush(c);
+		}
+		if (user_conn_append_body(c, buf, (size_t)n) < 0)
+			return -EPIPE;
+	}
+	return user_conn_flush(c);
+}
+
+/* Answers a request that could not be forwarded or got no response head. */
+static int
+user_conn_send_gateway_error(struct user_conn *c, int rc)
+{
+	c->response_failed = true;
+	if (rc == PTTH_ECLOSED) {
+		log_info("%s: tunnel %s closed before the response", c->peer, c->tunnel->name);
+		return user_conn_send_simple(c, 502, NULL, "502 Bad Gateway: tunnel %s closed",
+		                             c->tunnel->name);
+	}
+	log_info("%s: tunnel %s: %s", c->peer, c->tunnel->name, ptth_strerror(rc));
+	return user_conn_send_simple(c, 502, NULL, "502 Bad Gateway: %s",
+	                             ptth_strerror(rc));
+}
+
+/* While the request body is still coming, moves whatever response
+ * already arrived (without blocking), so that a backend that answers as
+ * it reads (POST /echo) never waits on us while we wait on it. */
+static int
+user_conn_pump_response(struct user_conn *c)
+{
+	if (!c->response_started) {
+		if (!exchange_in_head_done(c->ex))
+			return 0;
+		if (user_conn_start_response(c) < 0)
+			return -EPIPE;
+	}
+	return user_conn_pump_body(c, false);
+}
+
+/* http1 callback: a request head is complete. Picks a tunnel and hands
+ * the request over, or records what to answer instead. */
+static int
+user_conn_on_head(void *arg, const struct http1_head *head, bool has_body, bool keep_alive)
+{
+	struct user_conn *c = arg;
+	struct exchange *ex;
+	struct tunnel *t;
+	int rc;
+
+	c->keep_alive = keep_alive;
+	c->version_minor = head->version_minor;
+	c->head_request = strcmp(head->method, "HEAD") == 0;
+	t = pool_pick(&c->r->pool);
+	if (t == NULL) {
+		c->reject_status = 503;
+		c->reject_text = "Server at capacity";
+		return 0;
+	}
+	ex = exchange_new(ROUTER_STREAM_WINDOW);
+	if (ex == NULL || headers_request_to_h2(head, c->peer, &ex->out_head) < 0) {
+		exchange_unref(ex);
+		tunnel_unref(t);
+		return -ENOMEM;
+	}
+	ex->inbox = &t->inbox;
+	ex->out_has_body = has_body;
+	snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
+	log_request("Proxying %s %s to %s", head->method, head->path_and_query, t->name);
+	rc = tunnel_submit(t, ex); /* on success the tunnel holds its own reference */
+	if (rc < 0) {
+		exchange_unref(ex);
+		tunnel_unref(t);
+		c->reject_status = 503;
+		c->reject_text = rc == -EAGAIN ? "every tunnel is busy" : "Server at capacity";
+		return 0;
+	}
+	c->ex = ex;
+	c->tunnel = t;
+	return 0;
+}
+
+/* http1 callback: a piece of request body. Writes it to the exchange,
+ * moving response bytes while the pipe is full. Bytes for a request that
+ * is not being forwarded (rejected, or its stream ended) are dropped. */
+static int
+user_conn_on_body(void *arg, const char *data, size_t len)
+{
+	struct user_conn *c = arg;
+
+	while (c->ex != NULL && len > 0) {
+		ssize_t n = exchange_write_out(c->ex, data, len);
+		if (n < 0)
+			return 0; /* the stream is over; the rest is read and dropped */
+		data += n;
+		len -= (size_t)n;
+		if (len == 0)
+			break;
+		unsigned what = EX_WAIT_OUT_SPACE;
+		if (!c->response_started)
+			what |= EX_WAIT_IN_HEAD;
+		else if (!c->response_done)
+			what |= EX_WAIT_IN_DATA;
+		if (exchange_wait(c->ex, what) < 0)
+			return 0;
+		if (user_conn_pump_response(c) < 0 && !c->response_failed)
+			return -EPIPE; /* the user went away */
+	}
+	return 0;
+}
+
+/* http1 callback: the request ended. */
+static int
+user_conn_on_end(void *arg)
+{
+	struct user_conn *c = arg;
+
+	if (c->ex != NULL)
+		exchange_finish_out(c->ex);
+	c->message_done = true;
+	return 0;
+}
+
+static const struct http1_callbacks user_conn_http1_callbacks = {
+	.on_head = user_conn_on_head,
+	.on_body = user_conn_on_body,
+	.on_end = user_conn_on_end,
+};
+
+/* Answers the request just parsed, then forgets it.
+ * Returns 0 to go on with the connection, or -1 to close it. */
+static int
+user_conn_answer(struct user_conn *c)
+{
+	int rc = 0;
+
+	if (c->reject_status != 0) {
+		log_info("%s: %d %s", c->peer, c->reject_status, c->reject_text);
+		rc = user_conn_send_simple(c, c->reject_status,
+		                           c->reject_status == 503 ? "Retry-After: 1" : NULL,
+		                           "%s", c->reject_text);
+	} else if (!c->response_started) {
+		rc = exchange_wait(c->ex, EX_WAIT_IN_HEAD);
+		if (rc < 0)
+			rc = user_conn_send_gateway_error(c, rc);
+		else if (user_conn_start_response(c) < 0)
+			rc = -EPIPE;
+	}
+	if (rc == 0 && c->ex != NULL && !c->response_failed)
+		rc = user_conn_pump_body(c, true);
+	if (c->ex != NULL) {
+		exchange_release(c->ex);
+		tunnel_unref(c->tunnel);
+	}
+	if (rc < 0 || c->response_failed)
+		c->keep_alive = false;
+	c->ex = NULL;
+	c->tunnel = NULL;
+	c->reject_status = 0;
+	c->message_done = false;
+	c->response_started = c->response_done = c->response_failed = false;
+	c->chunked = c->close_delimited = c->no_body = false;
+	return c->keep_alive ? 0 : -1;
+}
+
+/* Reads and answers requests until the connection ends. */
+static void
+user_conn_serve(struct user_conn *c)
+{
+	for (;;) {
+		ssize_t n = recv(c->fd, c->in, sizeof c->in, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0) {
+			http1_parser_feed_eof(c->parser);
+			return;
+		}
+		for (size_t off = 0; off < (size_t)n;) {
+			ssize_t used = http1_parser_feed(c->parser, c->in + off, (size_t)n - off);
+			if (used < 0) {
+				int status = http1_parser_error_status(c->parser);
+				log_info("%s: %d %s", c->peer, status, http1_parser_error_text(c->parser));
+				c->keep_alive = false;
+				if (!c->response_started)
+					user_conn_send_simple(c, status, NULL, "%d %s: %s", status,
+					                      headers_reason_phrase(status),
+					                      http1_parser_error_text(c->parser));
+				return;
+			}
+			off += (size_t)used;
+			if (c->message_done && user_conn_answer(c) < 0)
+				return;
+		}
+	}
+}
+
+/* The user connection thread. */
+static void *
+user_conn_thread_main(void *arg)
+{
+	struct user_conn *c = arg;
+	struct ptth_router *r = c->r;
+
+	pthread_setname_np(pthread_self(), "ptth-user");
+	user_conn_serve(c);
+	if (c->ex != NULL) {
+		exchange_release(c->ex);
+		tunnel_unref(c->tunnel);
+	}
+	router_conn_remove(r, c);
+	close(c->fd);
+	http1_parser_free(c->parser);
+	free(c);
+	router_thread_end(r);
+	return NULL;
+}
+
+/* Takes ownership of fd (an accepted user connection) and starts its
+ * thread. On failure fd is closed. Returns 0 or a negative code. */
+int
+user_conn_start(struct ptth_router *r, int fd)
+{
+	static const struct http1_limits limits = {
+		.max_uri = 8 * 1024,
+		.max_header_bytes = 64 * 1024,
+		.max_header_fields = 100,
+	};
+	struct user_conn *c = calloc(1, sizeof *c);
+	pthread_t thread;
+	int rc = -ENOMEM;
+
+	if (c == NULL)
+		goto out_close;
+	c->r = r;
+	c->fd = fd;
+	c->keep_alive = true;
+	net_peer_name(fd, c->peer, sizeof c->peer);
+	net_set_nodelay(fd);
+	c->parser = http1_parser_new(&user_conn_http1_callbacks, c, &limits);
+	if (c->parser == NULL)
+		goto out_free;
+	rc = router_conn_add(r, c);
+	if (rc == -EMFILE) {
+		c->keep_alive = false;
+		log_info("%s: 503 too many user connections", c->peer);
+		user_conn_send_simple(c, 503, "Retry-After: 1", "503 too many user connections");
+	}
+	if (rc < 0)
+		goto out_free;
+	rc = -pthread_create(&thread, NULL, user_conn_thread_main, c);
+	if (rc < 0) {
+		router_conn_remove(r, c);
+		router_thread_end(r);
+		goto out_free;
+	}
+	pthread_detach(thread);
+	return 0;
+out_free:
+	http1_parser_free(c->parser);
+	free(c);
+out_close:
+	close(fd);
+	return rc;
+}
+
+/* Router thread: unblocks the connection's thread (recv and send fail),
+ * which then ends on its own. Caller must hold r->mu, which keeps c alive. */
+void
+user_conn_shutdown(struct user_conn *c)
+{
+	shutdown(c->fd, SHUT_RDWR);
+}
+
+/* The router's list of connections. Caller must hold r->mu for all three. */
+void
+user_conn_link(struct user_conn **head, struct user_conn *c)
+{
+	c->prev = NULL;
+	c->next = *head;
+	if (*head != NULL)
+		(*head)->prev = c;
+	*head = c;
+}
+
+void
+user_conn_unlink(struct user_conn **head, struct user_conn *c)
+{
+	if (c->prev != NULL)
+		c->prev->next = c->next;
+	else
+		*head = c->next;
+	if (c->next != NULL)
+		c->next->prev = c->prev;
+}
+
+struct user_conn *
+user_conn_next(struct user_conn *c)
+{
+	return c->next;
+}
