@@ -152,3 +152,13 @@ body_pipe_take_unreported(struct body_pipe *p)
 	p->unreported = 0;
 	return n;
 }
+
+/* Drops the unread bytes as if they had been read (they still count as
+ * unreported, so flow control gets them back). */
+void
+body_pipe_discard(struct body_pipe *p)
+{
+	p->unreported += p->len;
+	p->head = 0;
+	p->len = 0;
+}

@@ -23,5 +23,6 @@ size_t body_pipe_space(const struct body_pipe *p);
 void body_pipe_finish(struct body_pipe *p);
 bool body_pipe_at_end(const struct body_pipe *p);
 size_t body_pipe_take_unreported(struct body_pipe *p);
+void body_pipe_discard(struct body_pipe *p);
 
 #endif

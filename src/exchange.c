@@ -256,19 +256,28 @@ exchange_in_head_done(struct exchange *ex)
 	return done;
 }
 
-/* The app thread is done with ex: if the stream could still be open
- * with work left on it (body not fully read or written), the tunnel
- * resets it. Drops the app thread's reference. */
+/* The app thread is done with ex and drops its reference. A stream
+ * that is over, or whose both bodies are complete, is left alone.
+ * Otherwise, with drain_in (a backend whose handler finished its
+ * response without reading the whole request) the stream is left to
+ * finish while in bytes are discarded and handed back to flow control,
+ * so the peer can finish sending; without it (a router whose user went
+ * away) the stream is reset. */
 void
-exchange_release(struct exchange *ex)
+exchange_release(struct exchange *ex, bool drain_in)
 {
-	bool finished;
+	bool kick;
 
 	mutex_lock(&ex->mu);
-	finished = ex->closed || (ex->in.finished && ex->out.finished);
+	ex->released = true;
+	if (!ex->closed && !(ex->out.finished && (ex->in.finished || drain_in)))
+		ex->cancelled = true;
+	body_pipe_discard(&ex->in);
+	kick = !ex->closed && (ex->cancelled || ex->in.unreported > 0);
+	cond_broadcast(&ex->changed);
 	mutex_unlock(&ex->mu);
-	if (!finished)
-		exchange_cancel(ex);
+	if (kick)
+		exchange_kick(ex);
 	exchange_unref(ex);
 }
 
@@ -330,7 +339,7 @@ exchange_deliver_in(struct exchange *ex, nghttp2_session *session,
 	ssize_t n = 0;
 
 	mutex_lock(&ex->mu);
-	if (!ex->cancelled)
+	if (!ex->cancelled && !ex->released)
 		n = body_pipe_write(&ex->in, data, len);
 	if (n > 0)
 		cond_broadcast(&ex->changed);

@@ -48,6 +48,7 @@ struct exchange {
 	bool out_head_ready;        /* backend: the handler committed its response head */
 	bool out_deferred;          /* the tunnel's data provider waits for a resume */
 	bool cancelled;             /* the app thread gave up on the stream */
+	bool released;              /* the app thread let go; in bytes are discarded */
 	bool closed;                /* the stream is over */
 	int error;                  /* why it ended badly: 0 or a PTTH_E* code */
 
@@ -76,7 +77,7 @@ ssize_t exchange_read_in(struct exchange *ex, void *buf, size_t len, bool block)
 int exchange_wait(struct exchange *ex, unsigned what);
 void exchange_cancel(struct exchange *ex);
 bool exchange_in_head_done(struct exchange *ex);
-void exchange_release(struct exchange *ex);
+void exchange_release(struct exchange *ex, bool drain_in);
 void exchange_commit_head(struct exchange *ex);
 
 /* Tunnel-thread side. */

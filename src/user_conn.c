@@ -367,7 +367,7 @@ user_conn_answer(struct user_conn *c)
 	if (rc == 0 && c->ex != NULL && !c->response_failed)
 		rc = user_conn_pump_body(c, true);
 	if (c->ex != NULL) {
-		exchange_release(c->ex);
+		exchange_release(c->ex, false);
 		tunnel_unref(c->tunnel);
 	}
 	if (rc < 0 || c->response_failed)
@@ -422,7 +422,7 @@ user_conn_thread_main(void *arg)
 	pthread_setname_np(pthread_self(), "ptth-user");
 	user_conn_serve(c);
 	if (c->ex != NULL) {
-		exchange_release(c->ex);
+		exchange_release(c->ex, false);
 		tunnel_unref(c->tunnel);
 	}
 	router_conn_remove(r, c);
