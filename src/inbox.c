@@ -118,15 +118,19 @@ inbox_kick(struct inbox *ib, struct exchange *ex)
 		net_wake(ib->wake_fd);
 }
 
-/* Tunnel thread: resets the wake fd. Work pushed after this call writes
- * it again, so nothing is missed between draining and taking. */
+/* Tunnel thread: resets the wake fd before taking work. The order
+ * matters: the fd is drained first, then wake_pending cleared. Work that
+ * arrives in between finds wake_pending still set and does not write,
+ * but it is already listed, and the caller takes the lists next. The
+ * other order could leave wake_pending set with the fd drained, and
+ * every later kick would be lost. */
 void
 inbox_drain_wake(struct inbox *ib)
 {
+	net_wake_drain(ib->wake_fd);
 	mutex_lock(&ib->mu);
 	ib->wake_pending = false;
 	mutex_unlock(&ib->mu);
-	net_wake_drain(ib->wake_fd);
 }
 
 /* Tunnel thread: the next new exchange, or NULL. The caller owns the
