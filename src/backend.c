@@ -37,6 +37,7 @@
 #include "lock.h"
 #include "log.h"
 #include "net.h"
+#include "backend.h"
 #include "session_io.h"
 #include "workers.h"
 
@@ -605,16 +606,19 @@ ptth_backend_new(const struct ptth_backend_options *opts)
 	return b;
 }
 
+/* Starts serving on fd, a connection to the router made by the caller
+ * (ptth_backend_start dials; tests pass one end of a socketpair). Takes
+ * ownership of fd, closing it on failure. Returns 0 or a negative code. */
 int
-ptth_backend_start(struct ptth_backend *b)
+backend_start_fd(struct ptth_backend *b, int fd)
 {
 	int rc;
 
-	if (b->started)
+	if (b->started) {
+		close(fd);
 		return PTTH_ESTATE;
-	b->fd = net_dial(b->router_addr);
-	if (b->fd < 0)
-		return b->fd;
+	}
+	b->fd = fd;
 	net_set_nodelay(b->fd);
 	rc = inbox_init(&b->inbox, 1); /* kicks only: the queue stays empty */
 	if (rc < 0)
@@ -636,6 +640,19 @@ out_close:
 	close(b->fd);
 	b->fd = -1;
 	return rc;
+}
+
+int
+ptth_backend_start(struct ptth_backend *b)
+{
+	int fd;
+
+	if (b->started)
+		return PTTH_ESTATE;
+	fd = net_dial(b->router_addr);
+	if (fd < 0)
+		return fd;
+	return backend_start_fd(b, fd);
 }
 
 int

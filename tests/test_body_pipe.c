@@ -109,6 +109,7 @@ test_body_pipe_single_write_larger_than_cap_takes_cap_bytes(void **state)
 	body_pipe_init(&p, 5000);
 	assert_int_equal(write_ref(&p, &wpos, 6000), 5000);
 	assert_int_equal(body_pipe_space(&p), 0);
+	assert_int_equal(p.size, 5000);         /* the ring never outgrows cap */
 	assert_int_equal(read_ref(&p, &rpos, 8000), 5000);
 	assert_int_equal(rpos, wpos);
 	body_pipe_destroy(&p);
@@ -177,6 +178,7 @@ test_body_pipe_growth_during_interleaved_traffic_keeps_order(void **state)
 		read_ref(&p, &rpos, 401 + (i * 53) % 900);
 	}
 	assert_true(p.size > FIRST_SIZE);
+	assert_true(p.size <= p.cap);
 	while (read_ref(&p, &rpos, 8000) > 0)
 		;
 	assert_int_equal(rpos, wpos);
