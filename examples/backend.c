@@ -10,6 +10,11 @@
  *   GET  /foo        "bar" after a 1 ms sleep, logs "handling: /foo"
  *   POST /echo       streams the request body back as it arrives
  *   GET  /bytes?n=N  streams N bytes (default 1 MiB)
+ *   GET  /headers    lists the request fields it received
+ *   GET  /sleep?ms=N answers after N ms
+ *   GET  /status?code=N answers with that status
+ *   GET  /reset      resets its stream instead of answering
+ *   GET  /trailers   sends a body, then a trailer field
  * Tutorial: "Running the demo".
  */
 #include <errno.h>
@@ -112,6 +117,79 @@ handle_bytes(struct ptth_request *req, struct ptth_response *res, void *arg)
 	}
 }
 
+/* GET /headers: what arrived, one "name: value" line each, so a class
+ * can see what the router added (X-Forwarded-For...) and removed. */
+static void
+handle_headers(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	char line[1024];
+	const char *name, *value;
+
+	(void)arg;
+	log_handling(req);
+	ptth_response_add_header(res, "content-type", "text/plain; charset=utf-8");
+	snprintf(line, sizeof line, ":method: %s\n:path: %s%s%s\n:authority: %s\n",
+	         ptth_request_method(req), ptth_request_path(req),
+	         ptth_request_query(req)[0] ? "?" : "", ptth_request_query(req),
+	         ptth_request_authority(req));
+	ptth_response_write(res, line, strlen(line));
+	for (size_t i = 0; ptth_request_header_at(req, i, &name, &value) == 0; i++) {
+		snprintf(line, sizeof line, "%s: %s\n", name, value);
+		ptth_response_write(res, line, strlen(line));
+	}
+}
+
+/* GET /sleep?ms=N: a slow backend, for timeouts and concurrency. */
+static void
+handle_sleep(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	long long ms = query_number(ptth_request_query(req), "ms", 1000);
+
+	(void)arg;
+	log_handling(req);
+	sleep_ms((long)ms);
+	ptth_response_send(res, 200, "text/plain; charset=utf-8", "slept\n", 6);
+}
+
+/* GET /status?code=N: any status the class wants to see. */
+static void
+handle_status(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	long long code = query_number(ptth_request_query(req), "code", 200);
+	char body[64];
+	int len;
+
+	(void)arg;
+	log_handling(req);
+	if (code < 200 || code > 999)
+		code = 400;
+	len = snprintf(body, sizeof body, "status %lld\n", code);
+	if (code == 204 || code == 304)
+		len = 0;
+	ptth_response_send(res, (int)code, "text/plain; charset=utf-8", body, (size_t)len);
+}
+
+/* GET /reset: the backend gives up on the stream (RST_STREAM). */
+static void
+handle_reset(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	(void)arg;
+	log_handling(req);
+	ptth_response_reset(res);
+}
+
+/* GET /trailers: a streamed body followed by a trailer field. */
+static void
+handle_trailers(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	(void)arg;
+	log_handling(req);
+	ptth_response_add_header(res, "content-type", "text/plain; charset=utf-8");
+	ptth_response_add_header(res, "trailer", "x-checksum");
+	ptth_response_write(res, "body\n", 5);
+	ptth_response_add_trailer(res, "x-checksum", "12345");
+}
+
 static void
 usage(FILE *out)
 {
@@ -121,7 +199,8 @@ usage(FILE *out)
 	        "  --delay-ms N        how long GET /foo sleeps (default 1)\n"
 	        "  --quiet             no per-request log lines\n"
 	        "  --help              this text\n"
-	        "routes: GET /foo, POST /echo, GET /bytes?n=N\n");
+	        "routes: GET /foo, POST /echo, GET /bytes?n=N, GET /headers,\n"
+	        "        GET /sleep?ms=N, GET /status?code=N, GET /reset, GET /trailers\n");
 }
 
 static const char *
@@ -173,7 +252,12 @@ main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (mux == NULL || ptth_mux_handle(mux, "/foo", handle_foo, NULL) < 0 ||
 	    ptth_mux_handle(mux, "/echo", handle_echo, NULL) < 0 ||
-	    ptth_mux_handle(mux, "/bytes", handle_bytes, NULL) < 0) {
+	    ptth_mux_handle(mux, "/bytes", handle_bytes, NULL) < 0 ||
+	    ptth_mux_handle(mux, "/headers", handle_headers, NULL) < 0 ||
+	    ptth_mux_handle(mux, "/sleep", handle_sleep, NULL) < 0 ||
+	    ptth_mux_handle(mux, "/status", handle_status, NULL) < 0 ||
+	    ptth_mux_handle(mux, "/reset", handle_reset, NULL) < 0 ||
+	    ptth_mux_handle(mux, "/trailers", handle_trailers, NULL) < 0) {
 		fprintf(stderr, "backend: out of memory\n");
 		return 1;
 	}

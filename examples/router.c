@@ -6,8 +6,8 @@
  * Threads: main() blocks in sigwait() until SIGINT or SIGTERM; the
  *          library's threads do the work.
  * Locks:   none.
- * Interface: bin/router [--http ADDR] [--tunnels ADDR] [--max-conns N]
- *          [--queue-size N] [--quiet] [--help]
+ * Interface: bin/router [--http ADDR] [--tunnels ADDR] [limits...] [--quiet]
+ *          [--help]; --help lists every flag with its default.
  * Tutorial: "Running the demo".
  */
 #include <errno.h>
@@ -24,24 +24,45 @@ usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: router [options]\n"
-	        "  --http ADDR        listen for users on ADDR (default localhost:8888;\n"
-	        "                     \":8888\" listens on every interface)\n"
-	        "  --tunnels ADDR     listen for backend tunnels on ADDR (default localhost:8887)\n"
-	        "  --max-conns N      user connections at once (default 1024)\n"
-	        "  --queue-size N     requests waiting per tunnel (default 256)\n"
-	        "  --quiet            no per-request log lines\n"
-	        "  --help             this text\n");
+	        "  --http ADDR              listen for users on ADDR (default localhost:8888;\n"
+	        "                           \":8888\" listens on every interface)\n"
+	        "  --tunnels ADDR           listen for backend tunnels on ADDR (default localhost:8887)\n"
+	        "  --max-uri BYTES          longest request target, else 414 (default 8192)\n"
+	        "  --max-header-bytes BYTES largest request header block, else 431 (default 65536)\n"
+	        "  --max-header-fields N    most request fields, else 431 (default 100)\n"
+	        "  --max-body BYTES         largest request body, else 413 (default: no limit)\n"
+	        "  --header-timeout-ms MS   time to send a request head, else 408 (default 10000)\n"
+	        "  --idle-timeout-ms MS     idle keep-alive connections close after (default 60000)\n"
+	        "  --backend-timeout-ms MS  time for a response head, else 504 (default 60000)\n"
+	        "  --max-conns N            user connections at once, else 503 (default 1024)\n"
+	        "  --queue-size N           requests waiting per tunnel, else 503 (default 256)\n"
+	        "  --no-forwarded           do not add X-Forwarded-* and Forwarded fields\n"
+	        "  --quiet                  no per-request log lines\n"
+	        "  --help                   this text\n");
 }
 
-/* Parses a positive int flag value or exits with status 2. */
-static int
-parse_count(const char *flag, const char *value)
+/* Parses a positive number flag value or exits with status 2. */
+static long long
+parse_number(const char *flag, const char *value)
 {
 	char *end;
-	long n = strtol(value, &end, 10);
+	long long n = strtoll(value, &end, 10);
 
-	if (*value == '\0' || *end != '\0' || n <= 0 || n > 1000000) {
-		fprintf(stderr, "router: %s needs a positive number, not \"%s\"\n", flag, value);
+	if (*value == '\0' || *end != '\0' || n <= 0 || n > (1LL << 40)) {
+		fprintf(stderr, "router: --%s needs a positive number, not \"%s\"\n", flag, value);
+		exit(2);
+	}
+	return n;
+}
+
+/* Like parse_number(), for flags stored in an int. */
+static int
+parse_int(const char *flag, const char *value)
+{
+	long long n = parse_number(flag, value);
+
+	if (n > 1000000000) {
+		fprintf(stderr, "router: --%s is too large: %s\n", flag, value);
 		exit(2);
 	}
 	return (int)n;
@@ -50,28 +71,49 @@ parse_count(const char *flag, const char *value)
 static void
 parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 {
+	enum { HTTP = 1, TUNNELS, MAX_URI, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MAX_BODY,
+	       HEADER_TIMEOUT, IDLE_TIMEOUT, BACKEND_TIMEOUT, MAX_CONNS, QUEUE_SIZE,
+	       NO_FORWARDED, QUIET, HELP };
 	static const struct option longopts[] = {
-		{ "http", required_argument, NULL, 'h' },
-		{ "tunnels", required_argument, NULL, 't' },
-		{ "max-conns", required_argument, NULL, 'c' },
-		{ "queue-size", required_argument, NULL, 'q' },
-		{ "quiet", no_argument, NULL, 'Q' },
-		{ "help", no_argument, NULL, 'H' },
+		{ "http", required_argument, NULL, HTTP },
+		{ "tunnels", required_argument, NULL, TUNNELS },
+		{ "max-uri", required_argument, NULL, MAX_URI },
+		{ "max-header-bytes", required_argument, NULL, MAX_HEADER_BYTES },
+		{ "max-header-fields", required_argument, NULL, MAX_HEADER_FIELDS },
+		{ "max-body", required_argument, NULL, MAX_BODY },
+		{ "header-timeout-ms", required_argument, NULL, HEADER_TIMEOUT },
+		{ "idle-timeout-ms", required_argument, NULL, IDLE_TIMEOUT },
+		{ "backend-timeout-ms", required_argument, NULL, BACKEND_TIMEOUT },
+		{ "max-conns", required_argument, NULL, MAX_CONNS },
+		{ "queue-size", required_argument, NULL, QUEUE_SIZE },
+		{ "no-forwarded", no_argument, NULL, NO_FORWARDED },
+		{ "quiet", no_argument, NULL, QUIET },
+		{ "help", no_argument, NULL, HELP },
 		{ NULL, 0, NULL, 0 },
 	};
-	int ch;
+	const char *flag;
+	int ch, idx = 0;
 
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
+		flag = (ch == '?') ? argv[optind - 1] : longopts[idx].name;
 		switch (ch) {
-		case 'h': opts->http_addr = optarg; break;
-		case 't': opts->tunnel_addr = optarg; break;
-		case 'c': opts->max_conns = parse_count("--max-conns", optarg); break;
-		case 'q': opts->queue_size = parse_count("--queue-size", optarg); break;
-		case 'Q': ptth_log_set_verbose(0); break;
-		case 'H': usage(stdout); exit(0);
+		case HTTP: opts->http_addr = optarg; break;
+		case TUNNELS: opts->tunnel_addr = optarg; break;
+		case MAX_URI: opts->max_uri = (size_t)parse_number(flag, optarg); break;
+		case MAX_HEADER_BYTES: opts->max_header_bytes = (size_t)parse_number(flag, optarg); break;
+		case MAX_HEADER_FIELDS: opts->max_header_fields = parse_int(flag, optarg); break;
+		case MAX_BODY: opts->max_body = parse_number(flag, optarg); break;
+		case HEADER_TIMEOUT: opts->header_timeout_ms = parse_int(flag, optarg); break;
+		case IDLE_TIMEOUT: opts->idle_timeout_ms = parse_int(flag, optarg); break;
+		case BACKEND_TIMEOUT: opts->backend_timeout_ms = parse_int(flag, optarg); break;
+		case MAX_CONNS: opts->max_conns = parse_int(flag, optarg); break;
+		case QUEUE_SIZE: opts->queue_size = parse_int(flag, optarg); break;
+		case NO_FORWARDED: opts->no_forwarded = 1; break;
+		case QUIET: ptth_log_set_verbose(0); break;
+		case HELP: usage(stdout); exit(0);
 		default:
-			fprintf(stderr, "router: bad flag \"%s\" (try --help)\n", argv[optind - 1]);
+			fprintf(stderr, "router: bad flag \"%s\" (try --help)\n", flag);
 			exit(2);
 		}
 	}

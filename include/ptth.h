@@ -49,11 +49,20 @@ struct ptth_router;
 struct ptth_router_options {
 	const char *http_addr;   /* user side, "HOST:PORT" or ":PORT"; port 0 picks one */
 	const char *tunnel_addr; /* tunnel side, same forms */
-	int max_conns;           /* user connections at once; 0 means 1024 */
-	int queue_size;          /* requests waiting per tunnel; 0 means 256 */
+	int max_conns;           /* user connections at once (1024) */
+	int queue_size;          /* requests waiting per tunnel (256) */
+	size_t max_uri;          /* request target bytes, 414 beyond (8 KiB) */
+	size_t max_header_bytes; /* request header block, 431 beyond (64 KiB) */
+	int max_header_fields;   /* request fields, 431 beyond (100) */
+	long long max_body;      /* request body bytes, 413 beyond (0: no limit) */
+	int header_timeout_ms;   /* a request head must arrive within (10 s), else 408 */
+	int idle_timeout_ms;     /* an idle keep-alive connection is closed after (60 s) */
+	int backend_timeout_ms;  /* response head must arrive within (60 s), else 504 */
+	int no_forwarded;        /* 1: do not add X-Forwarded-* and Forwarded fields */
 };
 
-/* Fills *opts with the defaults (":8888" and ":8887"). */
+/* Fills *opts with the defaults: "localhost:8888", "localhost:8887" and
+ * the limits shown above. A zero left in a field also means its default. */
 void ptth_router_options_init(struct ptth_router_options *opts);
 
 /* Creates a router; nothing is bound yet. The strings in opts are copied.
@@ -120,6 +129,10 @@ int ptth_response_set_status(struct ptth_response *res, int status);
  * lower case, as HTTP/2 requires. */
 int ptth_response_add_header(struct ptth_response *res, const char *name,
                              const char *value);
+/* Adds a trailer field, sent after the body when the response ends.
+ * Any time before ptth_response_end(). */
+int ptth_response_add_trailer(struct ptth_response *res, const char *name,
+                              const char *value);
 /* Sends the status and fields (if not sent yet) and len bytes of body.
  * Blocks while the router is not reading (HTTP/2 flow control).
  * Returns 0 or a negative code when the stream is gone. */

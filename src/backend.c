@@ -164,18 +164,35 @@ ptth_response_set_status(struct ptth_response *res, int status)
 	return 0;
 }
 
-int
-ptth_response_add_header(struct ptth_response *res, const char *name, const char *value)
+/* Adds a field with its name in lower case, as HTTP/2 requires.
+ * Returns 0, -EINVAL for an empty or oversized name, or -ENOMEM. */
+static int
+call_add_field(struct header_list *l, const char *name, const char *value)
 {
-	struct header_list *l = &res->call->ex->out_head;
 	char lower[256];
 	size_t len = strlen(name);
 
-	if (res->call->head_sent || len == 0 || len >= sizeof lower)
-		return PTTH_ESTATE;
+	if (len == 0 || len >= sizeof lower)
+		return -EINVAL;
 	for (size_t i = 0; i < len; i++)
 		lower[i] = (char)((name[i] >= 'A' && name[i] <= 'Z') ? name[i] + 32 : name[i]);
 	return header_list_add(l, lower, len, value, strlen(value));
+}
+
+int
+ptth_response_add_header(struct ptth_response *res, const char *name, const char *value)
+{
+	if (res->call->head_sent)
+		return PTTH_ESTATE;
+	return call_add_field(&res->call->ex->out_head, name, value);
+}
+
+int
+ptth_response_add_trailer(struct ptth_response *res, const char *name, const char *value)
+{
+	if (res->call->ended)
+		return PTTH_ESTATE;
+	return call_add_field(&res->call->ex->out_trailers, name, value);
 }
 
 /* Publishes the response head (once). */

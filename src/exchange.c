@@ -57,6 +57,8 @@ exchange_new(size_t pipe_cap)
 	body_pipe_init(&ex->in, pipe_cap);
 	header_list_init(&ex->in_head);
 	header_list_init(&ex->out_head);
+	header_list_init(&ex->in_trailers);
+	header_list_init(&ex->out_trailers);
 	ex->out_status = 200;
 	return ex;
 }
@@ -77,6 +79,8 @@ exchange_unref(struct exchange *ex)
 	body_pipe_destroy(&ex->in);
 	header_list_free(&ex->in_head);
 	header_list_free(&ex->out_head);
+	header_list_free(&ex->in_trailers);
+	header_list_free(&ex->out_trailers);
 	cond_destroy(&ex->changed);
 	mutex_destroy(&ex->mu);
 	free(ex);
@@ -180,14 +184,35 @@ exchange_ready_locked(const struct exchange *ex, unsigned what)
 int
 exchange_wait(struct exchange *ex, unsigned what)
 {
+	return exchange_wait_until(ex, what, -1);
+}
+
+/* Like exchange_wait(), but gives up at deadline_ms (on the clock of
+ * now_ms(); -1 means never) and then returns -ETIMEDOUT. */
+int
+exchange_wait_until(struct exchange *ex, unsigned what, long long deadline_ms)
+{
+	struct timespec deadline;
 	int rc = 0;
 
+	if (deadline_ms >= 0) {
+		deadline.tv_sec = deadline_ms / 1000;
+		deadline.tv_nsec = (deadline_ms % 1000) * 1000000L;
+	}
 	mutex_lock(&ex->mu);
 	/* Invariant on each wake-up: re-check, the broadcast may be for
 	 * another condition. */
-	while (!exchange_ready_locked(ex, what) && !ex->closed && !ex->cancelled)
-		cond_wait(&ex->changed, &ex->mu);
-	if (!exchange_ready_locked(ex, what))
+	while (!exchange_ready_locked(ex, what) && !ex->closed && !ex->cancelled && rc == 0) {
+		if (deadline_ms < 0)
+			cond_wait(&ex->changed, &ex->mu);
+		else
+			rc = cond_timedwait(&ex->changed, &ex->mu, &deadline);
+	}
+	if (exchange_ready_locked(ex, what))
+		rc = 0;
+	else if (rc == ETIMEDOUT)
+		rc = -ETIMEDOUT;
+	else
 		rc = exchange_error_locked(ex);
 	mutex_unlock(&ex->mu);
 	return rc;
@@ -299,7 +324,10 @@ exchange_commit_head(struct exchange *ex)
 /* Implements nghttp2_data_source_read_callback for both directions: it
  * moves out-pipe bytes into a DATA frame. With nothing buffered yet it
  * returns NGHTTP2_ERR_DEFERRED and remembers that it did, so that the
- * next write kicks the tunnel, which then calls nghttp2_session_resume_data. */
+ * next write kicks the tunnel, which then calls nghttp2_session_resume_data.
+ * At the end it sends the out trailers, if any, as a last HEADERS frame.
+ * out_trailers is read here without worry: it was published by
+ * exchange_finish_out() under ex->mu before the end became visible. */
 ssize_t
 exchange_data_source_read_callback(nghttp2_session *session, int32_t stream_id,
                                    uint8_t *buf, size_t length,
@@ -307,10 +335,9 @@ exchange_data_source_read_callback(nghttp2_session *session, int32_t stream_id,
                                    nghttp2_data_source *source, void *user_data)
 {
 	struct exchange *ex = source->ptr;
+	nghttp2_nv *trailers = NULL;
 	ssize_t n;
 
-	(void)session;
-	(void)stream_id;
 	(void)user_data;
 	mutex_lock(&ex->mu);
 	n = (ssize_t)body_pipe_read(&ex->out, buf, length);
@@ -318,6 +345,10 @@ exchange_data_source_read_callback(nghttp2_session *session, int32_t stream_id,
 		cond_broadcast(&ex->changed); /* room for the writer again */
 	if (body_pipe_at_end(&ex->out)) {
 		*data_flags |= NGHTTP2_DATA_FLAG_EOF;
+		if (ex->out_trailers.count > 0)
+			trailers = headers_to_nv(&ex->out_trailers);
+		if (trailers != NULL)
+			*data_flags |= NGHTTP2_DATA_FLAG_NO_END_STREAM;
 	} else if (n == 0 && ex->cancelled) {
 		n = NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE; /* resets this stream only */
 	} else if (n == 0) {
@@ -325,6 +356,13 @@ exchange_data_source_read_callback(nghttp2_session *session, int32_t stream_id,
 		n = NGHTTP2_ERR_DEFERRED;
 	}
 	mutex_unlock(&ex->mu);
+	if (trailers != NULL) {
+		/* Allowed inside this callback; ends the stream with HEADERS. */
+		if (nghttp2_submit_trailer(session, stream_id, trailers,
+		                           ex->out_trailers.count) != 0)
+			n = NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
+		free(trailers);
+	}
 	return n;
 }
 
@@ -353,21 +391,23 @@ exchange_deliver_in(struct exchange *ex, nghttp2_session *session,
 	}
 }
 
-/* Stores one received field; fails with PTTH_ETOOBIG past 64 KiB of
- * fields so that a peer cannot make us hold unbounded memory. */
+/* Stores one received field, in in_head or, once the head is done, in
+ * in_trailers; fails with PTTH_ETOOBIG past 64 KiB of fields so that a
+ * peer cannot make us hold unbounded memory. */
 int
 exchange_add_in_header(struct exchange *ex, const uint8_t *name, size_t namelen,
                        const uint8_t *value, size_t valuelen)
 {
 	int rc;
 
+	struct header_list *l;
+
 	mutex_lock(&ex->mu);
-	if (ex->in_head_done)
-		rc = 0; /* trailers: not passed on yet */
-	else if (ex->in_head.bytes + namelen + valuelen > 64 * 1024)
+	l = ex->in_head_done ? &ex->in_trailers : &ex->in_head;
+	if (l->bytes + namelen + valuelen > 64 * 1024)
 		rc = PTTH_ETOOBIG;
 	else
-		rc = header_list_add(&ex->in_head, (const char *)name, namelen,
+		rc = header_list_add(l, (const char *)name, namelen,
 		                     (const char *)value, valuelen);
 	mutex_unlock(&ex->mu);
 	return rc;

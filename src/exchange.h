@@ -34,6 +34,8 @@ struct exchange {
 	 * read-only afterwards: */
 	struct header_list out_head;/* router: request fields; backend: response fields */
 	int out_status;             /* backend: the response status */
+	struct header_list out_trailers; /* sent after the body; published by
+	                               exchange_finish_out() */
 	bool out_has_body;          /* a DATA provider is needed */
 
 	pthread_mutex_t mu;         /* lock order: after inbox->mu is released; never nested */
@@ -44,6 +46,8 @@ struct exchange {
 	struct header_list in_head; /* router: response fields; backend: request fields;
 	                               complete and read-only once in_head_done is set */
 	int in_status;              /* router: the response status */
+	struct header_list in_trailers; /* fields after the body; complete once
+	                               the in pipe is finished */
 	bool in_head_done;          /* in_head is complete */
 	bool out_head_ready;        /* backend: the handler committed its response head */
 	bool out_deferred;          /* the tunnel's data provider waits for a resume */
@@ -75,6 +79,7 @@ int exchange_write_out_all(struct exchange *ex, const void *data, size_t len);
 void exchange_finish_out(struct exchange *ex);
 ssize_t exchange_read_in(struct exchange *ex, void *buf, size_t len, bool block);
 int exchange_wait(struct exchange *ex, unsigned what);
+int exchange_wait_until(struct exchange *ex, unsigned what, long long deadline_ms);
 void exchange_cancel(struct exchange *ex);
 bool exchange_in_head_done(struct exchange *ex);
 void exchange_release(struct exchange *ex, bool drain_in);

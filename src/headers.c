@@ -17,6 +17,7 @@
  * Tutorial: "Headers change shape at the border".
  */
 #include <ctype.h>
+#include <stdbool.h>
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -123,18 +124,22 @@ headers_is_hop_by_hop(const char *name, const char *connection)
 	return connection != NULL && headers_token_in_list(connection, name);
 }
 
-/* Adds a field with a lower-cased copy of name. Returns 0 or -ENOMEM. */
+/* Adds a field with a lower-cased copy of name, as HTTP/2 requires.
+ * Returns 0 or -ENOMEM. */
 static int
 headers_add_lower(struct header_list *out, const char *name, const char *value)
 {
-	char lower[256];
 	size_t len = strlen(name);
+	char *lower = strdup(name);
+	int rc;
 
-	if (len >= sizeof lower)
-		return header_list_add(out, name, len, value, strlen(value));
+	if (lower == NULL)
+		return -ENOMEM;
 	for (size_t i = 0; i < len; i++)
-		lower[i] = (char)tolower((unsigned char)name[i]);
-	return header_list_add(out, lower, len, value, strlen(value));
+		lower[i] = (char)tolower((unsigned char)lower[i]);
+	rc = header_list_add(out, lower, len, value, strlen(value));
+	free(lower);
+	return rc;
 }
 
 static int
@@ -143,20 +148,79 @@ headers_add_str(struct header_list *out, const char *name, const char *value)
 	return header_list_add(out, name, strlen(name), value, strlen(value));
 }
 
+/* Adds name with the value earlier + ", " + ours, or ours alone when
+ * the user sent no such field (RFC 9110 list syntax). */
+static int
+headers_add_appended(struct header_list *out, const char *name, const char *earlier,
+                     const char *ours)
+{
+	char *joined;
+	int rc;
+
+	if (earlier == NULL)
+		return headers_add_str(out, name, ours);
+	if (asprintf(&joined, "%s, %s", earlier, ours) < 0)
+		return -ENOMEM;
+	rc = headers_add_str(out, name, joined);
+	free(joined);
+	return rc;
+}
+
+/* Adds the fields that tell the backend who really asked (fields the
+ * user sent are in, to be extended): X-Forwarded-For, X-Forwarded-Proto,
+ * X-Forwarded-Host and the standard Forwarded (RFC 7239), where an IPv6
+ * address is bracketed and quoted. Returns 0 or -ENOMEM. */
+static int
+headers_add_forwarded(struct header_list *out, const struct header_list *in,
+                      const char *client_ip, const char *host)
+{
+	char node[128], fwd[512];
+	int rc;
+
+	if (strchr(client_ip, ':') != NULL)
+		snprintf(node, sizeof node, "for=\"[%s]\"", client_ip);
+	else
+		snprintf(node, sizeof node, "for=%s", client_ip);
+	/* A host with quotes or backslashes would need escaping: leave it out. */
+	if (host != NULL && strpbrk(host, "\"\\") == NULL)
+		snprintf(fwd, sizeof fwd, "%s;host=\"%s\";proto=http", node, host);
+	else
+		snprintf(fwd, sizeof fwd, "%s;proto=http", node);
+	rc = headers_add_appended(out, "x-forwarded-for",
+	                          header_list_get(in, "x-forwarded-for"), client_ip);
+	if (rc == 0)
+		rc = headers_add_str(out, "x-forwarded-proto", "http");
+	if (rc == 0 && host != NULL)
+		rc = headers_add_str(out, "x-forwarded-host", host);
+	if (rc == 0)
+		rc = headers_add_appended(out, "forwarded", header_list_get(in, "forwarded"), fwd);
+	return rc;
+}
+
+/* True for the fields the router itself sets when forwarding is on. */
+static bool
+headers_is_forwarding(const char *name)
+{
+	return strcasecmp(name, "x-forwarded-for") == 0 ||
+	       strcasecmp(name, "x-forwarded-proto") == 0 ||
+	       strcasecmp(name, "x-forwarded-host") == 0 ||
+	       strcasecmp(name, "forwarded") == 0;
+}
+
 /* Builds the HTTP/2 form of a user's request in out (which must be
  * empty): :method, :scheme, :authority (from an absolute-form target,
- * else Host), :path, then every end-to-end field with its name lowered.
- * client_addr is unused for now (forwarding fields come with the proxy
- * contract). Returns 0 or -ENOMEM. */
+ * else Host), :path, then every end-to-end field with its name lowered
+ * (RFC 9113 section 8.2.2 drops the connection-specific ones). With
+ * client_ip set, the forwarding fields are added too.
+ * Returns 0 or -ENOMEM. */
 int
-headers_request_to_h2(const struct http1_head *head, const char *client_addr,
+headers_request_to_h2(const struct http1_head *head, const char *client_ip,
                       struct header_list *out)
 {
 	const char *authority = head->url_host;
 	const char *connection = header_list_get(&head->fields, "connection");
 	int rc;
 
-	(void)client_addr;
 	if (authority == NULL)
 		authority = header_list_get(&head->fields, "host");
 	rc = headers_add_str(out, ":method", head->method);
@@ -174,10 +238,16 @@ headers_request_to_h2(const struct http1_head *head, const char *client_addr,
 				rc = headers_add_str(out, "te", "trailers");
 			continue;
 		}
+		if (strcasecmp(h->name, "expect") == 0)
+			continue; /* answered by the router itself */
 		if (headers_is_hop_by_hop(h->name, connection))
 			continue;
+		if (client_ip != NULL && headers_is_forwarding(h->name))
+			continue; /* rewritten below */
 		rc = headers_add_lower(out, h->name, h->value);
 	}
+	if (rc == 0 && client_ip != NULL)
+		rc = headers_add_forwarded(out, &head->fields, client_ip, authority);
 	return rc;
 }
 

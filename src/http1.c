@@ -19,8 +19,10 @@
  */
 #include <errno.h>
 #include <limits.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <http_parser.h>
 
 #include "ptth.h"
@@ -45,9 +47,14 @@ struct http1_parser {
 	struct http1_head head;
 	char *path, *host;             /* owned, see http1_head_fill */
 	bool in_message;
+	bool head_done;                /* on_head was called for this message */
 
 	int error_status;              /* 0, or the status to answer */
 	const char *error_text;
+
+	/* To spot obsolete line folding, which http-parser accepts: */
+	const char *feed_start;        /* the buffer being parsed */
+	bool prev_feed_ended_lf;       /* the previous buffer ended with LF */
 };
 
 /* Appends len bytes; fails past limit. Returns 0, -ENOMEM or PTTH_ETOOBIG. */
@@ -103,6 +110,7 @@ on_message_begin(http_parser *hp)
 
 	http1_head_reset(p);
 	p->in_message = true;
+	p->head_done = false;
 	return 0;
 }
 
@@ -125,6 +133,10 @@ http1_commit_field(struct http1_parser *p)
 		return 0;
 	if (p->head.fields.count >= p->limits.max_header_fields)
 		return http1_fail(p, 431, "too many header fields");
+	/* http-parser keeps trailing whitespace; a field value has none. */
+	while (p->value.len > 0 && (p->value.data[p->value.len - 1] == ' ' ||
+	                            p->value.data[p->value.len - 1] == '\t'))
+		p->value.len--;
 	if (header_list_add(&p->head.fields, p->field.data, p->field.len,
 	                    p->value.data ? p->value.data : "", p->value.len) < 0)
 		return http1_fail(p, 500, "out of memory");
@@ -149,9 +161,25 @@ on_header_field(http_parser *hp, const char *at, size_t len)
 	if (p->in_value && http1_commit_field(p) != 0)
 		return 1;
 	p->in_value = false;
+	/* "Host : x" reaches us as the name "Host ": RFC 9112 section 5.1
+	 * says to reject whitespace between a field name and its colon. */
+	if (memchr(at, ' ', len) != NULL || memchr(at, '\t', len) != NULL)
+		return http1_fail(p, 400, "whitespace in a field name");
 	if (piece_append(&p->field, at, len, p->field.len + http1_header_room(p)) < 0)
 		return http1_fail(p, 431, "header block too large");
 	return 0;
+}
+
+/* True when this value piece starts right after a line break: a folded
+ * continuation line (RFC 9112 section 5.2), not a value cut by a read. */
+static bool
+http1_is_fold(const struct http1_parser *p, const char *at)
+{
+	if (!p->in_value)
+		return false;
+	if (at > p->feed_start)
+		return at[-1] == '\n';
+	return p->prev_feed_ended_lf;
 }
 
 static int
@@ -159,6 +187,8 @@ on_header_value(http_parser *hp, const char *at, size_t len)
 {
 	struct http1_parser *p = hp->data;
 
+	if (http1_is_fold(p, at))
+		return http1_fail(p, 400, "obsolete line folding");
 	p->in_value = true;
 	if (piece_append(&p->value, at, len, p->value.len + http1_header_room(p)) < 0)
 		return http1_fail(p, 431, "header block too large");
@@ -184,17 +214,50 @@ http1_head_fill_target(struct http1_parser *p)
 	if (http_parser_parse_url(p->url.data, p->url.len, 0, &u) != 0 ||
 	    !(u.field_set & (1 << UF_HOST)))
 		return http1_fail(p, 400, "bad request target");
-	/* Absolute form: "http://host:port/path?query" (RFC 9112 3.2.2). */
-	size_t host_end = u.field_data[UF_HOST].off + u.field_data[UF_HOST].len;
+	/* Absolute form: "http://host:port/path?query" (RFC 9112 3.2.2). The
+	 * parser's host excludes the brackets of an IPv6 literal; keep them. */
+	size_t host_off = u.field_data[UF_HOST].off;
+	size_t host_end = host_off + u.field_data[UF_HOST].len;
+	if (host_off > 0 && p->url.data[host_off - 1] == '[') {
+		host_off--;
+		host_end++;
+	}
 	if (u.field_set & (1 << UF_PORT))
 		host_end = u.field_data[UF_PORT].off + u.field_data[UF_PORT].len;
-	p->host = strndup(p->url.data + u.field_data[UF_HOST].off,
-	                  host_end - u.field_data[UF_HOST].off);
-	size_t path_off = (u.field_set & (1 << UF_PATH)) ? u.field_data[UF_PATH].off : host_end;
-	p->path = (p->url.data[path_off] == '/') ? strdup(p->url.data + path_off)
-	                                         : strdup("/");
+	p->host = strndup(p->url.data + host_off, host_end - host_off);
+	if (u.field_set & (1 << UF_PATH))
+		p->path = strdup(p->url.data + u.field_data[UF_PATH].off);
+	else if (u.field_set & (1 << UF_QUERY)) {
+		if (asprintf(&p->path, "/?%s", p->url.data + u.field_data[UF_QUERY].off) < 0)
+			p->path = NULL;
+	}
+	else
+		p->path = strdup("/");
 	if (p->host == NULL || p->path == NULL)
 		return http1_fail(p, 500, "out of memory");
+	return 0;
+}
+
+/* RFC 9112 section 3.2: an HTTP/1.1 request has exactly one Host, and
+ * an absolute-form target's authority wins; we insist they agree. */
+static int
+http1_check_host(struct http1_parser *p, const http_parser *hp)
+{
+	const char *host = NULL;
+	int count = 0;
+
+	for (size_t i = 0; i < p->head.fields.count; i++) {
+		if (strcasecmp(p->head.fields.items[i].name, "host") == 0) {
+			host = p->head.fields.items[i].value;
+			count++;
+		}
+	}
+	if (count > 1)
+		return http1_fail(p, 400, "more than one Host field");
+	if (count == 0 && hp->http_major == 1 && hp->http_minor >= 1)
+		return http1_fail(p, 400, "missing Host field");
+	if (host != NULL && p->host != NULL && strcasecmp(host, p->host) != 0)
+		return http1_fail(p, 400, "Host disagrees with the request target");
 	return 0;
 }
 
@@ -207,7 +270,7 @@ on_headers_complete(http_parser *hp)
 
 	if (p->in_value && http1_commit_field(p) != 0)
 		return -1;
-	if (http1_head_fill_target(p) != 0)
+	if (http1_head_fill_target(p) != 0 || http1_check_host(p, hp) != 0)
 		return -1;
 	p->head.method = http_method_str((enum http_method)hp->method);
 	p->head.path_and_query = p->path;
@@ -215,7 +278,10 @@ on_headers_complete(http_parser *hp)
 	p->head.version_minor = hp->http_major == 1 ? hp->http_minor : 0;
 	has_body = (hp->flags & F_CHUNKED) ||
 	           (hp->content_length > 0 && hp->content_length != ULLONG_MAX);
-	rc = p->cbs->on_head(p->arg, &p->head, has_body, http_should_keep_alive(hp));
+	p->head_done = true;
+	rc = p->cbs->on_head(p->arg, &p->head, has_body,
+	                     (hp->flags & F_CHUNKED) || !has_body ? -1 : (long long)hp->content_length,
+	                     http_should_keep_alive(hp));
 	if (rc < 0) {
 		http1_fail(p, 500, "cannot forward request");
 		return -1;
@@ -290,8 +356,14 @@ http1_parser_free(struct http1_parser *p)
 ssize_t
 http1_parser_feed(struct http1_parser *p, const char *data, size_t len)
 {
-	size_t used = http_parser_execute(&p->hp, &p->settings, data, len);
-	enum http_errno err = HTTP_PARSER_ERRNO(&p->hp);
+	size_t used;
+	enum http_errno err;
+
+	p->feed_start = data;
+	used = http_parser_execute(&p->hp, &p->settings, data, len);
+	err = HTTP_PARSER_ERRNO(&p->hp);
+	if (used > 0)
+		p->prev_feed_ended_lf = data[used - 1] == '\n';
 
 	if (err == HPE_PAUSED) {
 		http_parser_pause(&p->hp, 0);
@@ -313,6 +385,13 @@ http1_parser_feed_eof(struct http1_parser *p)
 		return 0;
 	http_parser_execute(&p->hp, &p->settings, NULL, 0);
 	return p->in_message ? PTTH_EPROTO : 0;
+}
+
+/* True between the first byte of a request and the end of its head. */
+bool
+http1_parser_in_head(const struct http1_parser *p)
+{
+	return p->in_message && !p->head_done;
 }
 
 /* True between the first byte of a request and its end. */

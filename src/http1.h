@@ -20,7 +20,7 @@ struct http1_limits {
  * return stops parsing with that code. */
 struct http1_callbacks {
 	int (*on_head)(void *arg, const struct http1_head *head, bool has_body,
-	               bool keep_alive);
+	               long long content_length, bool keep_alive);
 	int (*on_body)(void *arg, const char *data, size_t len);
 	int (*on_end)(void *arg);
 };
@@ -31,6 +31,7 @@ void http1_parser_free(struct http1_parser *p);
 ssize_t http1_parser_feed(struct http1_parser *p, const char *data, size_t len);
 int http1_parser_feed_eof(struct http1_parser *p);
 bool http1_parser_in_message(const struct http1_parser *p);
+bool http1_parser_in_head(const struct http1_parser *p);
 int http1_parser_error_status(const struct http1_parser *p);
 const char *http1_parser_error_text(const struct http1_parser *p);
 

@@ -184,6 +184,23 @@ net_peer_name(int fd, char *buf, size_t len)
 	}
 }
 
+/* Writes the peer's IP address of fd, without port or brackets, into
+ * buf ("?" when unknown). */
+void
+net_peer_ip(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+
+	snprintf(buf, len, "?");
+	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
+		return;
+	if (ss.ss_family == AF_INET)
+		inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, buf, (socklen_t)len);
+	else if (ss.ss_family == AF_INET6)
+		inet_ntop(AF_INET6, &((struct sockaddr_in6 *)&ss)->sin6_addr, buf, (socklen_t)len);
+}
+
 /* Writes all len bytes to a blocking socket. MSG_NOSIGNAL turns a peer
  * that went away into -EPIPE instead of a SIGPIPE that kills the process.
  * Returns 0 or a negative code. */

@@ -43,6 +43,36 @@ ptth_router_options_init(struct ptth_router_options *opts)
 	opts->tunnel_addr = "localhost:8887";
 	opts->max_conns = 1024;
 	opts->queue_size = 256;
+	opts->max_uri = 8 * 1024;
+	opts->max_header_bytes = 64 * 1024;
+	opts->max_header_fields = 100;
+	opts->max_body = 0;
+	opts->header_timeout_ms = 10 * 1000;
+	opts->idle_timeout_ms = 60 * 1000;
+	opts->backend_timeout_ms = 60 * 1000;
+	opts->no_forwarded = 0;
+}
+
+/* Copies opts into r->conf, replacing zeros with defaults. */
+static void
+router_conf_set(struct ptth_router *r, const struct ptth_router_options *opts)
+{
+	struct ptth_router_options def;
+	struct router_conf *c = &r->conf;
+
+	ptth_router_options_init(&def);
+#define PICK(field) (opts->field > 0 ? opts->field : def.field)
+	c->max_conns = PICK(max_conns);
+	c->queue_size = PICK(queue_size);
+	c->limits.max_uri = PICK(max_uri);
+	c->limits.max_header_bytes = PICK(max_header_bytes);
+	c->limits.max_header_fields = (size_t)PICK(max_header_fields);
+	c->max_body = opts->max_body > 0 ? opts->max_body : 0;
+	c->header_timeout_ms = PICK(header_timeout_ms);
+	c->idle_timeout_ms = PICK(idle_timeout_ms);
+	c->backend_timeout_ms = PICK(backend_timeout_ms);
+	c->forwarded = !opts->no_forwarded;
+#undef PICK
 }
 
 struct ptth_router *
@@ -60,8 +90,7 @@ ptth_router_new(const struct ptth_router_options *opts)
 		free(r);
 		return NULL;
 	}
-	r->max_conns = opts->max_conns > 0 ? opts->max_conns : 1024;
-	r->queue_size = opts->queue_size > 0 ? opts->queue_size : 256;
+	router_conf_set(r, opts);
 	r->http_fd = r->tunnel_fd = -1;
 	pool_init(&r->pool);
 	mutex_init(&r->mu);
@@ -116,7 +145,7 @@ router_conn_add(struct ptth_router *r, struct user_conn *c)
 	mutex_lock(&r->mu);
 	if (r->stopping) {
 		rc = -ESHUTDOWN;
-	} else if (r->conn_count >= r->max_conns) {
+	} else if (r->conn_count >= r->conf.max_conns) {
 		rc = -EMFILE;
 	} else {
 		user_conn_link(&r->conns, c);
@@ -257,15 +286,13 @@ router_stop_tunnels(struct ptth_router *r)
 	free(ts);
 }
 
-void
-ptth_router_stop(struct ptth_router *r)
+/* Closes both listeners and joins the accept threads (only after start). */
+static void
+router_stop_accepting(struct ptth_router *r)
 {
 	if (!r->started)
 		return;
-	/* 1. No new connections: accept() fails with EINVAL after shutdown. */
-	mutex_lock(&r->mu);
-	r->stopping = true;
-	mutex_unlock(&r->mu);
+	/* accept() fails with EINVAL once its socket is shut down. */
 	shutdown(r->http_fd, SHUT_RDWR);
 	shutdown(r->tunnel_fd, SHUT_RDWR);
 	pthread_join(r->http_accept_thread, NULL);
@@ -273,8 +300,21 @@ ptth_router_stop(struct ptth_router *r)
 	close(r->http_fd);
 	close(r->tunnel_fd);
 	r->http_fd = r->tunnel_fd = -1;
+	r->started = false;
+}
+
+void
+ptth_router_stop(struct ptth_router *r)
+{
+	/* 1. No new threads from now on (router_thread_begin refuses). */
+	mutex_lock(&r->mu);
+	r->stopping = true;
+	mutex_unlock(&r->mu);
+	router_stop_accepting(r);
 	/* 2. End every tunnel (their requests fail with 502) and unblock
-	 *    every user thread, then wait until each counted thread is gone. */
+	 *    every user thread, then wait until each counted thread is gone.
+	 *    A tunnel that joins the pool after the snapshot sees stopping
+	 *    and ends by itself (see tunnel_thread_main). */
 	router_stop_tunnels(r);
 	mutex_lock(&r->mu);
 	for (struct user_conn *c = r->conns; c != NULL; c = user_conn_next(c))
@@ -282,7 +322,6 @@ ptth_router_stop(struct ptth_router *r)
 	while (r->threads > 0)
 		cond_wait(&r->threads_done, &r->mu);
 	mutex_unlock(&r->mu);
-	r->started = false;
 }
 
 void

@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "ptth.h"
+#include "http1.h"
 #include "pool.h"
 
 struct user_conn;
@@ -14,11 +15,22 @@ struct user_conn;
 #define ROUTER_STREAM_WINDOW (256 * 1024)  /* per-stream window = pipe capacity */
 #define ROUTER_READ_BUF (64 * 1024)        /* a user connection's input buffer */
 
+/* The router's settings, after defaults were applied. */
+struct router_conf {
+	int max_conns;
+	int queue_size;
+	struct http1_limits limits;
+	long long max_body;       /* 0: no limit */
+	int header_timeout_ms;
+	int idle_timeout_ms;
+	int backend_timeout_ms;
+	bool forwarded;           /* add X-Forwarded-* and Forwarded */
+};
+
 struct ptth_router {
 	/* Set by ptth_router_new/start, read-only while running: */
 	char *http_addr, *tunnel_addr;
-	int max_conns;
-	int queue_size;
+	struct router_conf conf;
 	int http_fd, tunnel_fd;
 	int http_port, tunnel_port;
 	pthread_t http_accept_thread, tunnel_accept_thread;

@@ -44,6 +44,7 @@ struct tunnel_thread {
 	nghttp2_session *session;
 	struct session_io io;
 	struct exchange *open;       /* submitted streams not yet closed */
+	uint32_t open_count;
 	struct exchange **kicked;    /* scratch array for inbox_take_kicked() */
 	size_t kicked_alloc;
 	uint64_t requests;
@@ -187,6 +188,7 @@ on_stream_close_callback(nghttp2_session *session, int32_t stream_id,
 		return 0;
 	nghttp2_session_set_stream_user_data(session, stream_id, NULL);
 	open_unlink(tt, ex);
+	tt->open_count--;
 	exchange_close(ex, session, error_code == NGHTTP2_NO_ERROR ? 0 : PTTH_ERESET);
 	exchange_unref(ex);
 	return 0;
@@ -266,7 +268,23 @@ tunnel_submit_stream(struct tunnel_thread *tt, struct exchange *ex)
 	}
 	ex->stream_id = id;
 	open_link(tt, ex);
+	tt->open_count++;
 	tt->requests++;
+}
+
+/* Submits queued requests while the backend allows more concurrent
+ * streams (its SETTINGS_MAX_CONCURRENT_STREAMS). The rest wait in the
+ * bounded queue, where a full queue turns into a 503 for the user,
+ * instead of piling up inside nghttp2 without bound. */
+static void
+tunnel_take_fresh(struct tunnel_thread *tt)
+{
+	uint32_t limit = nghttp2_session_get_remote_settings(
+		tt->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+	struct exchange *ex;
+
+	while (tt->open_count < limit && (ex = inbox_pop(&tt->t->inbox)) != NULL)
+		tunnel_submit_stream(tt, ex);
 }
 
 /* Takes everything other threads left in the inbox: new requests first,
@@ -275,12 +293,10 @@ static void
 tunnel_take_work(struct tunnel_thread *tt)
 {
 	struct inbox *ib = &tt->t->inbox;
-	struct exchange *ex;
 	size_t n;
 
 	inbox_drain_wake(ib);
-	while ((ex = inbox_pop(ib)) != NULL)
-		tunnel_submit_stream(tt, ex);
+	tunnel_take_fresh(tt);
 	n = inbox_take_kicked(ib, &tt->kicked, &tt->kicked_alloc);
 	for (size_t i = 0; i < n; i++) {
 		exchange_service(tt->kicked[i], tt->session);
@@ -312,6 +328,7 @@ tunnel_run(struct tunnel_thread *tt)
 			rc = session_io_recv(&tt->io, tt->session);
 			if (rc < 0)
 				break;
+			tunnel_take_fresh(tt); /* streams may have closed */
 		}
 	}
 	if (rc == PTTH_ECLOSED)
@@ -402,7 +419,7 @@ tunnel_start(struct ptth_router *r, int fd)
 	t->fd = fd;
 	net_peer_name(fd, t->name, sizeof t->name);
 	net_set_nodelay(fd);
-	rc = inbox_init(&t->inbox, (size_t)r->queue_size);
+	rc = inbox_init(&t->inbox, (size_t)r->conf.queue_size);
 	if (rc < 0)
 		goto out_free;
 	if (!router_thread_begin(r)) {

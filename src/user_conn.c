@@ -21,6 +21,7 @@
  * Tutorial: "A request arrives", "The response goes back".
  */
 #include <errno.h>
+#include <poll.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -31,6 +32,7 @@
 
 #include "exchange.h"
 #include "http1.h"
+#include "lock.h"
 #include "log.h"
 #include "net.h"
 #include "router.h"
@@ -47,7 +49,8 @@ struct user_conn {
 	 * to shut it down): */
 	struct ptth_router *r;
 	int fd;
-	char peer[64];
+	char peer[64];          /* "IP:PORT", for logs */
+	char client_ip[64];     /* "IP", for X-Forwarded-For */
 
 	/* user thread only, no lock: */
 	struct http1_parser *parser;
@@ -58,6 +61,9 @@ struct user_conn {
 	struct exchange *ex;
 	struct tunnel *tunnel;
 	bool message_done;      /* the parser delivered the whole request */
+	long long head_started_ms; /* when the first byte of this request came */
+	long long submitted_ms; /* when it went to a tunnel (backend timeout) */
+	long long body_bytes;   /* request body bytes so far (max_body) */
 	bool keep_alive;
 	bool head_request;
 	int version_minor;
@@ -188,6 +194,28 @@ user_conn_append_body(struct user_conn *c, const char *data, size_t len)
 	return rc;
 }
 
+/* Ends a chunked body: the last chunk, then the backend's trailers
+ * (read without the lock: the in pipe is finished, so they are complete). */
+static int
+user_conn_append_last_chunk(struct user_conn *c)
+{
+	const struct header_list *t = &c->ex->in_trailers;
+	int rc = user_conn_append(c, "0\r\n", 3);
+
+	for (size_t i = 0; rc == 0 && i < t->count; i++) {
+		if (t->items[i].name[0] == ':' || headers_is_hop_by_hop(t->items[i].name, NULL))
+			continue;
+		rc = user_conn_append(c, t->items[i].name, t->items[i].name_len);
+		if (rc == 0)
+			rc = user_conn_append(c, ": ", 2);
+		if (rc == 0)
+			rc = user_conn_append(c, t->items[i].value, t->items[i].value_len);
+		if (rc == 0)
+			rc = user_conn_append(c, "\r\n", 2);
+	}
+	return rc == 0 ? user_conn_append(c, "\r\n", 2) : rc;
+}
+
 /* Moves response body bytes to the user. With block set it runs until
  * the body ends; without, it stops when no bytes are waiting.
  * Returns 0, or a negative code when the user or the tunnel failed. */
@@ -216,7 +244,7 @@ user_conn_pump_body(struct user_conn *c, bool block)
 		}
 		if (n == 0) {
 			c->response_done = true;
-			if (c->chunked && user_conn_append(c, "0\r\n\r\n", 5) < 0)
+			if (c->chunked && user_conn_append_last_chunk(c) < 0)
 				return -EPIPE;
 			return user_conn_flush(c);
 		}
@@ -256,46 +284,114 @@ user_conn_pump_response(struct user_conn *c)
 	return user_conn_pump_body(c, false);
 }
 
-/* http1 callback: a request head is complete. Picks a tunnel and hands
- * the request over, or records what to answer instead. */
+/* Hands ex to a live tunnel, trying another one when the picked tunnel
+ * is closing or its queue is full. On success c holds a reference on the
+ * tunnel and the tunnel one on ex. Returns 0, or the last error (-EAGAIN
+ * full, -EPIPE closing) or -ENOENT when no tunnel is live. */
 static int
-user_conn_on_head(void *arg, const struct http1_head *head, bool has_body, bool keep_alive)
+user_conn_submit(struct user_conn *c, struct exchange *ex)
+{
+	int rc = -ENOENT;
+
+	for (int attempt = 0; attempt < 4; attempt++) {
+		struct tunnel *t = pool_pick(&c->r->pool);
+		if (t == NULL)
+			break;
+		ex->inbox = &t->inbox;
+		rc = tunnel_submit(t, ex);
+		if (rc == 0) {
+			c->tunnel = t;
+			return 0;
+		}
+		tunnel_unref(t);
+	}
+	return rc;
+}
+
+/* Records the status to answer instead of forwarding. With stop set,
+ * returns -1 so that parsing ends: the body will not be read, so the
+ * connection closes after the answer. */
+static int
+user_conn_reject(struct user_conn *c, int status, const char *text, bool stop)
+{
+	c->reject_status = status;
+	c->reject_text = text;
+	if (stop)
+		c->keep_alive = false;
+	return stop ? -1 : 0;
+}
+
+/* http1 callback: a request head is complete. Checks what the router
+ * checks itself (Expect, body size), picks a tunnel and hands the
+ * request over, or records what to answer instead. */
+static int
+user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
+                  long long content_length, bool keep_alive)
 {
 	struct user_conn *c = arg;
+	const struct router_conf *conf = &c->r->conf;
+	const char *expect = header_list_get(&head->fields, "expect");
+	bool want_continue = false;
 	struct exchange *ex;
-	struct tunnel *t;
 	int rc;
 
 	c->keep_alive = keep_alive;
 	c->version_minor = head->version_minor;
 	c->head_request = strcmp(head->method, "HEAD") == 0;
-	t = pool_pick(&c->r->pool);
-	if (t == NULL) {
-		c->reject_status = 503;
-		c->reject_text = "Server at capacity";
-		return 0;
+	if (expect != NULL) {
+		if (strcasecmp(expect, "100-continue") != 0)
+			return user_conn_reject(c, 417, "only 100-continue can be expected", true);
+		want_continue = head->version_minor >= 1;
 	}
+	if (conf->max_body > 0 && content_length > conf->max_body)
+		return user_conn_reject(c, 413, "request body too large", true);
 	ex = exchange_new(ROUTER_STREAM_WINDOW);
-	if (ex == NULL || headers_request_to_h2(head, c->peer, &ex->out_head) < 0) {
+	if (ex == NULL || headers_request_to_h2(head, conf->forwarded ? c->client_ip : NULL,
+	                                        &ex->out_head) < 0) {
 		exchange_unref(ex);
-		tunnel_unref(t);
-		return -ENOMEM;
+		return user_conn_reject(c, 500, "out of memory", true);
 	}
-	ex->inbox = &t->inbox;
 	ex->out_has_body = has_body;
 	snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
-	log_request("Proxying %s %s to %s", head->method, head->path_and_query, t->name);
-	rc = tunnel_submit(t, ex); /* on success the tunnel holds its own reference */
+	rc = user_conn_submit(c, ex);
 	if (rc < 0) {
 		exchange_unref(ex);
-		tunnel_unref(t);
-		c->reject_status = 503;
-		c->reject_text = rc == -EAGAIN ? "every tunnel is busy" : "Server at capacity";
-		return 0;
+		/* Without a 100 the client may not send its body: stop and close. */
+		return user_conn_reject(c, 503, rc == -EAGAIN ? "every tunnel is busy"
+		                                              : "Server at capacity",
+		                        want_continue);
 	}
+	log_request("Proxying %s %s to %s", head->method, head->path_and_query, c->tunnel->name);
 	c->ex = ex;
-	c->tunnel = t;
+	c->submitted_ms = now_ms();
+	if (want_continue) {
+		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
+		if (net_write_all(c->fd, cont, sizeof cont - 1) < 0)
+			return -1;
+	}
 	return 0;
+}
+
+/* The time by which the backend must have sent the response head. */
+static long long
+user_conn_backend_deadline(const struct user_conn *c)
+{
+	return c->submitted_ms + c->r->conf.backend_timeout_ms;
+}
+
+/* Gives up on a request whose backend did not answer in time: the
+ * stream is reset (exchange_release cancels it) and the user gets 504. */
+static void
+user_conn_time_out(struct user_conn *c)
+{
+	log_info("%s: 504 no response from tunnel %s in %d ms", c->peer, c->tunnel->name,
+	         c->r->conf.backend_timeout_ms);
+	exchange_release(c->ex, false);
+	tunnel_unref(c->tunnel);
+	c->ex = NULL;
+	c->tunnel = NULL;
+	c->reject_status = 504;
+	c->reject_text = "no response from the backend in time";
 }
 
 /* http1 callback: a piece of request body. Writes it to the exchange,
@@ -305,7 +401,18 @@ static int
 user_conn_on_body(void *arg, const char *data, size_t len)
 {
 	struct user_conn *c = arg;
+	long long max_body = c->r->conf.max_body;
 
+	c->body_bytes += (long long)len;
+	if (max_body > 0 && c->body_bytes > max_body) {
+		if (c->ex != NULL) {
+			exchange_release(c->ex, false);
+			tunnel_unref(c->tunnel);
+			c->ex = NULL;
+			c->tunnel = NULL;
+		}
+		return user_conn_reject(c, 413, "request body too large", true);
+	}
 	while (c->ex != NULL && len > 0) {
 		ssize_t n = exchange_write_out(c->ex, data, len);
 		if (n < 0)
@@ -315,11 +422,20 @@ user_conn_on_body(void *arg, const char *data, size_t len)
 		if (len == 0)
 			break;
 		unsigned what = EX_WAIT_OUT_SPACE;
-		if (!c->response_started)
+		long long deadline = -1;
+		if (!c->response_started) {
 			what |= EX_WAIT_IN_HEAD;
-		else if (!c->response_done)
+			deadline = user_conn_backend_deadline(c);
+		} else if (!c->response_done) {
 			what |= EX_WAIT_IN_DATA;
-		if (exchange_wait(c->ex, what) < 0)
+		}
+		int rc = exchange_wait_until(c->ex, what, deadline);
+		if (rc == -ETIMEDOUT) {
+			user_conn_time_out(c);
+			c->keep_alive = false; /* the rest of the body is not read */
+			return -1;
+		}
+		if (rc < 0)
 			return 0;
 		if (user_conn_pump_response(c) < 0 && !c->response_failed)
 			return -EPIPE; /* the user went away */
@@ -356,13 +472,19 @@ user_conn_answer(struct user_conn *c)
 		log_info("%s: %d %s", c->peer, c->reject_status, c->reject_text);
 		rc = user_conn_send_simple(c, c->reject_status,
 		                           c->reject_status == 503 ? "Retry-After: 1" : NULL,
-		                           "%s", c->reject_text);
+		                           "%d %s: %s", c->reject_status,
+		                           headers_reason_phrase(c->reject_status), c->reject_text);
 	} else if (!c->response_started) {
-		rc = exchange_wait(c->ex, EX_WAIT_IN_HEAD);
-		if (rc < 0)
+		rc = exchange_wait_until(c->ex, EX_WAIT_IN_HEAD, user_conn_backend_deadline(c));
+		if (rc == -ETIMEDOUT) {
+			user_conn_time_out(c);
+			rc = user_conn_send_simple(c, 504, NULL, "504 Gateway Timeout: %s",
+			                           c->reject_text);
+		} else if (rc < 0) {
 			rc = user_conn_send_gateway_error(c, rc);
-		else if (user_conn_start_response(c) < 0)
+		} else if (user_conn_start_response(c) < 0) {
 			rc = -EPIPE;
+		}
 	}
 	if (rc == 0 && c->ex != NULL && !c->response_failed)
 		rc = user_conn_pump_body(c, true);
@@ -376,9 +498,87 @@ user_conn_answer(struct user_conn *c)
 	c->tunnel = NULL;
 	c->reject_status = 0;
 	c->message_done = false;
+	c->head_started_ms = 0;
+	c->body_bytes = 0;
 	c->response_started = c->response_done = c->response_failed = false;
 	c->chunked = c->close_delimited = c->no_body = false;
 	return c->keep_alive ? 0 : -1;
+}
+
+/* Waits until the user sends something, within the time the current
+ * state allows: the rest of a request head must come within
+ * header_timeout_ms of its first byte; otherwise (between requests, or
+ * in a body) idle_timeout_ms of silence is allowed.
+ * Returns 1 when readable, 0 on timeout, or a negative code. */
+static int
+user_conn_wait_readable(struct user_conn *c)
+{
+	const struct router_conf *conf = &c->r->conf;
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	long long timeout = conf->idle_timeout_ms;
+	int rc;
+
+	if (c->head_started_ms > 0 && http1_parser_in_head(c->parser)) {
+		timeout = c->head_started_ms + conf->header_timeout_ms - now_ms();
+		if (timeout < 0)
+			timeout = 0;
+	}
+	do
+		rc = poll(&pfd, 1, (int)timeout);
+	while (rc < 0 && errno == EINTR);
+	return rc < 0 ? -errno : rc;
+}
+
+/* The user was too slow: 408 while a request is under way (then close),
+ * a quiet close on an idle keep-alive connection. */
+static void
+user_conn_timed_out(struct user_conn *c)
+{
+	c->keep_alive = false;
+	if (!http1_parser_in_message(c->parser) || c->response_started)
+		return;
+	log_info("%s: 408 request not received in time", c->peer);
+	user_conn_send_simple(c, 408, NULL, "408 Request Timeout: request not received in time");
+}
+
+/* Answers a request that cannot go on (bad input, limit, or a status the
+ * router chose while parsing); the connection closes afterwards. */
+static void
+user_conn_fail_request(struct user_conn *c)
+{
+	int status = c->reject_status;
+	const char *text = c->reject_text;
+
+	if (status == 0) {
+		status = http1_parser_error_status(c->parser);
+		text = http1_parser_error_text(c->parser);
+	}
+	log_info("%s: %d %s", c->peer, status, text);
+	c->keep_alive = false;
+	if (!c->response_started)
+		user_conn_send_simple(c, status, NULL, "%d %s: %s", status,
+		                      headers_reason_phrase(status), text);
+}
+
+/* Feeds n bytes of input to the parser, answering each request it
+ * completes. Returns 0 to read on, -1 to close the connection. */
+static int
+user_conn_parse(struct user_conn *c, size_t n, long long arrived_ms)
+{
+	for (size_t off = 0; off < n;) {
+		ssize_t used = http1_parser_feed(c->parser, c->in + off, n - off);
+		if (used < 0) {
+			user_conn_fail_request(c);
+			return -1;
+		}
+		if (c->head_started_ms == 0 && http1_parser_in_head(c->parser))
+			c->head_started_ms = arrived_ms;
+		off += (size_t)used;
+		if (c->message_done && user_conn_answer(c) < 0)
+			return -1;
+	}
+	/* A head cut by the end of the buffer keeps its start time. */
+	return 0;
 }
 
 /* Reads and answers requests until the connection ends. */
@@ -386,6 +586,13 @@ static void
 user_conn_serve(struct user_conn *c)
 {
 	for (;;) {
+		int rc = user_conn_wait_readable(c);
+		if (rc == 0) {
+			user_conn_timed_out(c);
+			return;
+		}
+		if (rc < 0)
+			return;
 		ssize_t n = recv(c->fd, c->in, sizeof c->in, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
@@ -393,22 +600,8 @@ user_conn_serve(struct user_conn *c)
 			http1_parser_feed_eof(c->parser);
 			return;
 		}
-		for (size_t off = 0; off < (size_t)n;) {
-			ssize_t used = http1_parser_feed(c->parser, c->in + off, (size_t)n - off);
-			if (used < 0) {
-				int status = http1_parser_error_status(c->parser);
-				log_info("%s: %d %s", c->peer, status, http1_parser_error_text(c->parser));
-				c->keep_alive = false;
-				if (!c->response_started)
-					user_conn_send_simple(c, status, NULL, "%d %s: %s", status,
-					                      headers_reason_phrase(status),
-					                      http1_parser_error_text(c->parser));
-				return;
-			}
-			off += (size_t)used;
-			if (c->message_done && user_conn_answer(c) < 0)
-				return;
-		}
+		if (user_conn_parse(c, (size_t)n, now_ms()) < 0)
+			return;
 	}
 }
 
@@ -438,11 +631,6 @@ user_conn_thread_main(void *arg)
 int
 user_conn_start(struct ptth_router *r, int fd)
 {
-	static const struct http1_limits limits = {
-		.max_uri = 8 * 1024,
-		.max_header_bytes = 64 * 1024,
-		.max_header_fields = 100,
-	};
 	struct user_conn *c = calloc(1, sizeof *c);
 	pthread_t thread;
 	int rc = -ENOMEM;
@@ -453,8 +641,9 @@ user_conn_start(struct ptth_router *r, int fd)
 	c->fd = fd;
 	c->keep_alive = true;
 	net_peer_name(fd, c->peer, sizeof c->peer);
+	net_peer_ip(fd, c->client_ip, sizeof c->client_ip);
 	net_set_nodelay(fd);
-	c->parser = http1_parser_new(&user_conn_http1_callbacks, c, &limits);
+	c->parser = http1_parser_new(&user_conn_http1_callbacks, c, &r->conf.limits);
 	if (c->parser == NULL)
 		goto out_free;
 	rc = router_conn_add(r, c);
