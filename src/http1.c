@@ -54,7 +54,7 @@ struct http1_parser {
 
 	/* To spot obsolete line folding, which http-parser accepts: */
 	const char *feed_start;        /* the buffer being parsed */
-	bool prev_feed_ended_lf;       /* the previous buffer ended with LF */
+	bool prev_feed_ended_lf;       /* the previous buffer ended with LF and blanks */
 };
 
 /* Appends len bytes; fails past limit. Returns 0, -ENOMEM or PTTH_ETOOBIG. */
@@ -170,15 +170,20 @@ on_header_field(http_parser *hp, const char *at, size_t len)
 	return 0;
 }
 
-/* True when this value piece starts right after a line break: a folded
- * continuation line (RFC 9112 section 5.2), not a value cut by a read. */
+/* True when this value piece starts on a new line: a folded
+ * continuation (RFC 9112 section 5.2), not a value cut by a read. We look
+ * at the raw bytes before the piece, skipping blanks: a value proper
+ * follows the colon, a continuation follows a line break. When the piece
+ * starts the buffer, the previous buffer's end decides. */
 static bool
 http1_is_fold(const struct http1_parser *p, const char *at)
 {
-	if (!p->in_value)
-		return false;
-	if (at > p->feed_start)
-		return at[-1] == '\n';
+	const char *q = at;
+
+	while (q > p->feed_start && (q[-1] == ' ' || q[-1] == '\t'))
+		q--;
+	if (q > p->feed_start)
+		return q[-1] == '\n';
 	return p->prev_feed_ended_lf;
 }
 
@@ -187,7 +192,7 @@ on_header_value(http_parser *hp, const char *at, size_t len)
 {
 	struct http1_parser *p = hp->data;
 
-	if (http1_is_fold(p, at))
+	if (len > 0 && http1_is_fold(p, at))
 		return http1_fail(p, 400, "obsolete line folding");
 	p->in_value = true;
 	if (piece_append(&p->value, at, len, p->value.len + http1_header_room(p)) < 0)
@@ -350,6 +355,20 @@ http1_parser_free(struct http1_parser *p)
 	free(p);
 }
 
+/* Remembers whether the bytes used end in a line break followed only by
+ * blanks, for http1_is_fold() on the next buffer. A buffer of blanks
+ * alone leaves the previous answer in place. */
+static void
+http1_note_feed_end(struct http1_parser *p, const char *data, size_t used)
+{
+	size_t i = used;
+
+	while (i > 0 && (data[i - 1] == ' ' || data[i - 1] == '\t'))
+		i--;
+	if (i > 0)
+		p->prev_feed_ended_lf = data[i - 1] == '\n';
+}
+
 /* Parses up to len bytes. Stops early after a complete message.
  * Returns the bytes used, or PTTH_EPROTO when the input is not valid
  * HTTP/1.1 or a limit was hit (see http1_parser_error_status). */
@@ -362,8 +381,7 @@ http1_parser_feed(struct http1_parser *p, const char *data, size_t len)
 	p->feed_start = data;
 	used = http_parser_execute(&p->hp, &p->settings, data, len);
 	err = HTTP_PARSER_ERRNO(&p->hp);
-	if (used > 0)
-		p->prev_feed_ended_lf = data[used - 1] == '\n';
+	http1_note_feed_end(p, data, used);
 
 	if (err == HPE_PAUSED) {
 		http_parser_pause(&p->hp, 0);

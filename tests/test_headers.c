@@ -44,16 +44,17 @@ head_init(struct http1_head *head, const char *path)
 	header_list_init(&head->fields);
 }
 
-/* Converts head and returns the HTTP/2 fields in out (caller frees). */
+/* Converts head, without forwarding fields, and returns the HTTP/2
+ * fields in out (caller frees). */
 static void
 to_h2(const struct http1_head *head, struct header_list *out)
 {
 	header_list_init(out);
-	assert_int_equal(headers_request_to_h2(head, "127.0.0.1", out), 0);
+	assert_int_equal(headers_request_to_h2(head, NULL, out), 0);
 }
 
 static void
-test_header_list_add_keeps_terminated_copies_in_order(void **state)
+test_headers_list_add_keeps_terminated_copies_in_order(void **state)
 {
 	struct header_list l;
 	char name[] = "Content-TypeXXX", value[] = "text/plainYYY";
@@ -75,7 +76,7 @@ test_header_list_add_keeps_terminated_copies_in_order(void **state)
 }
 
 static void
-test_header_list_add_accepts_empty_value(void **state)
+test_headers_list_add_accepts_empty_value(void **state)
 {
 	struct header_list l;
 
@@ -87,7 +88,7 @@ test_header_list_add_accepts_empty_value(void **state)
 }
 
 static void
-test_header_list_grows_past_its_first_allocation(void **state)
+test_headers_list_grows_past_its_first_allocation(void **state)
 {
 	struct header_list l;
 	char name[32], value[32];
@@ -109,7 +110,7 @@ test_header_list_grows_past_its_first_allocation(void **state)
 }
 
 static void
-test_header_list_get_ignores_case(void **state)
+test_headers_list_get_ignores_case(void **state)
 {
 	struct header_list l;
 
@@ -124,7 +125,7 @@ test_header_list_get_ignores_case(void **state)
 }
 
 static void
-test_header_list_get_returns_first_of_repeated_fields(void **state)
+test_headers_list_get_returns_first_of_repeated_fields(void **state)
 {
 	struct header_list l;
 
@@ -137,7 +138,7 @@ test_header_list_get_returns_first_of_repeated_fields(void **state)
 }
 
 static void
-test_header_list_get_returns_null_for_missing_field(void **state)
+test_headers_list_get_returns_null_for_missing_field(void **state)
 {
 	struct header_list l;
 
@@ -499,16 +500,67 @@ test_headers_reason_phrase_of_unknown_code_is_unknown(void **state)
 	assert_string_equal(headers_reason_phrase(-1), "Unknown");
 }
 
+/* With a client address, the router says who asked: X-Forwarded-For is
+ * appended to what the user sent, the others are set, and Forwarded
+ * quotes an IPv6 address. */
+static void
+test_headers_request_to_h2_adds_forwarding_fields(void **state)
+{
+	struct http1_head head = { .method = "GET", .path_and_query = "/" };
+	struct header_list out;
+
+	(void)state;
+	header_list_init(&head.fields);
+	header_list_add(&head.fields, "Host", 4, "example.com", 11);
+	header_list_add(&head.fields, "X-Forwarded-For", 15, "10.0.0.1", 8);
+	header_list_init(&out);
+	assert_int_equal(headers_request_to_h2(&head, "192.0.2.7", &out), 0);
+	assert_string_equal(header_list_get(&out, "x-forwarded-for"), "10.0.0.1, 192.0.2.7");
+	assert_string_equal(header_list_get(&out, "x-forwarded-proto"), "http");
+	assert_string_equal(header_list_get(&out, "x-forwarded-host"), "example.com");
+	assert_string_equal(header_list_get(&out, "forwarded"),
+	                    "for=192.0.2.7;host=\"example.com\";proto=http");
+	header_list_free(&out);
+	header_list_init(&out);
+	assert_int_equal(headers_request_to_h2(&head, "2001:db8::1", &out), 0);
+	assert_string_equal(header_list_get(&out, "forwarded"),
+	                    "for=\"[2001:db8::1]\";host=\"example.com\";proto=http");
+	header_list_free(&out);
+	header_list_free(&head.fields);
+}
+
+/* Without a client address (--no-forwarded), user-sent forwarding
+ * fields pass through untouched and none are added. */
+static void
+test_headers_request_to_h2_without_forwarding_adds_nothing(void **state)
+{
+	struct http1_head head = { .method = "GET", .path_and_query = "/" };
+	struct header_list out;
+
+	(void)state;
+	header_list_init(&head.fields);
+	header_list_add(&head.fields, "X-Forwarded-For", 15, "10.0.0.1", 8);
+	header_list_init(&out);
+	assert_int_equal(headers_request_to_h2(&head, NULL, &out), 0);
+	assert_string_equal(header_list_get(&out, "x-forwarded-for"), "10.0.0.1");
+	assert_null(header_list_get(&out, "forwarded"));
+	assert_null(header_list_get(&out, "x-forwarded-proto"));
+	header_list_free(&out);
+	header_list_free(&head.fields);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_header_list_add_keeps_terminated_copies_in_order),
-		cmocka_unit_test(test_header_list_add_accepts_empty_value),
-		cmocka_unit_test(test_header_list_grows_past_its_first_allocation),
-		cmocka_unit_test(test_header_list_get_ignores_case),
-		cmocka_unit_test(test_header_list_get_returns_first_of_repeated_fields),
-		cmocka_unit_test(test_header_list_get_returns_null_for_missing_field),
+		cmocka_unit_test(test_headers_request_to_h2_adds_forwarding_fields),
+		cmocka_unit_test(test_headers_request_to_h2_without_forwarding_adds_nothing),
+		cmocka_unit_test(test_headers_list_add_keeps_terminated_copies_in_order),
+		cmocka_unit_test(test_headers_list_add_accepts_empty_value),
+		cmocka_unit_test(test_headers_list_grows_past_its_first_allocation),
+		cmocka_unit_test(test_headers_list_get_ignores_case),
+		cmocka_unit_test(test_headers_list_get_returns_first_of_repeated_fields),
+		cmocka_unit_test(test_headers_list_get_returns_null_for_missing_field),
 		cmocka_unit_test(test_headers_token_in_list_matches_whole_tokens_in_any_case),
 		cmocka_unit_test(test_headers_token_in_list_is_false_for_empty_or_null_list),
 		cmocka_unit_test(test_headers_is_hop_by_hop_knows_fixed_set_and_connection_names),

@@ -1,8 +1,12 @@
 /*
  * test_http1.c -- unit tests for src/http1.c: request heads, bodies by
  * Content-Length and chunked, pipelining, absolute-form targets, the
- * limits that answer 414 and 431, malformed input that answers 400, and
+ * limits that answer 414 and 431, malformed input that answers 400, the
+ * RFC 9112 checks (Host, field names, obsolete line folding), and
  * callbacks that refuse.
+ *
+ * Every HTTP/1.1 request here carries a Host field unless the test is
+ * about its absence: without one the parser answers 400.
  *
  * The callbacks copy everything they are given into a struct recorder,
  * since the parser forgets the head once on_head() returns.
@@ -28,6 +32,7 @@ struct recorder {
 	bool has_url_host;
 	int version_minor;
 	bool has_body, keep_alive;
+	long long content_length;    /* -1 when unknown or chunked */
 	struct header_list fields;   /* a copy of the last head's fields */
 	char body[4096];
 	size_t body_len;
@@ -37,7 +42,8 @@ struct recorder {
 
 /* Implements http1_callbacks.on_head. We use it to copy the head. */
 static int
-on_head(void *arg, const struct http1_head *head, bool has_body, bool keep_alive)
+on_head(void *arg, const struct http1_head *head, bool has_body,
+        long long content_length, bool keep_alive)
 {
 	struct recorder *r = arg;
 
@@ -49,6 +55,7 @@ on_head(void *arg, const struct http1_head *head, bool has_body, bool keep_alive
 	         head->url_host ? head->url_host : "");
 	r->version_minor = head->version_minor;
 	r->has_body = has_body;
+	r->content_length = content_length;
 	r->keep_alive = keep_alive;
 	header_list_free(&r->fields);
 	for (size_t i = 0; i < head->fields.count; i++) {
@@ -94,6 +101,11 @@ static const struct http1_limits roomy = {
 	.max_uri = 8192,
 	.max_header_bytes = 16384,
 	.max_header_fields = 100,
+};
+
+/* For the 414 tests: targets of up to 16 bytes. */
+static const struct http1_limits short_uri = {
+	.max_uri = 16, .max_header_bytes = 1024, .max_header_fields = 10,
 };
 
 static void
@@ -181,7 +193,8 @@ test_http1_http10_request_is_not_keep_alive(void **state)
 static void
 test_http1_connection_close_turns_off_keep_alive(void **state)
 {
-	static const char req[] = "GET / HTTP/1.1\r\nConnection: close\r\n\r\n";
+	static const char req[] = "GET / HTTP/1.1\r\nHost: h\r\n"
+	                          "Connection: close\r\n\r\n";
 	struct recorder r;
 	struct http1_parser *p = parser_new(&r, NULL);
 
@@ -196,7 +209,8 @@ test_http1_connection_close_turns_off_keep_alive(void **state)
 static void
 test_http1_content_length_zero_has_no_body(void **state)
 {
-	static const char req[] = "POST /x HTTP/1.1\r\nContent-Length: 0\r\n\r\n";
+	static const char req[] = "POST /x HTTP/1.1\r\nHost: h\r\n"
+	                          "Content-Length: 0\r\n\r\n";
 	struct recorder r;
 	struct http1_parser *p = parser_new(&r, NULL);
 
@@ -295,6 +309,7 @@ static void
 test_http1_chunked_body_is_decoded_byte_by_byte(void **state)
 {
 	static const char req[] = "POST /up HTTP/1.1\r\n"
+	                          "Host: h\r\n"
 	                          "Transfer-Encoding: chunked\r\n"
 	                          "\r\n"
 	                          "3\r\nabc\r\n"
@@ -348,7 +363,7 @@ static void
 test_http1_absolute_form_target_gives_path_and_host(void **state)
 {
 	static const char req[] = "GET http://example.com:8080/a?b=1 HTTP/1.1\r\n"
-	                          "Host: ignored.example\r\n\r\n";
+	                          "Host: example.com:8080\r\n\r\n";
 	struct recorder r;
 	struct http1_parser *p = parser_new(&r, NULL);
 
@@ -364,7 +379,8 @@ test_http1_absolute_form_target_gives_path_and_host(void **state)
 static void
 test_http1_absolute_form_without_path_gives_slash(void **state)
 {
-	static const char req[] = "GET http://example.com HTTP/1.1\r\n\r\n";
+	static const char req[] = "GET http://example.com HTTP/1.1\r\n"
+	                          "Host: example.com\r\n\r\n";
 	struct recorder r;
 	struct http1_parser *p = parser_new(&r, NULL);
 
@@ -395,29 +411,26 @@ test_http1_asterisk_target_is_kept(void **state)
 static void
 test_http1_empty_field_value_is_kept_apart_from_next_field(void **state)
 {
-	static const char req[] = "GET / HTTP/1.1\r\nX-Empty:\r\nX-Next: 1\r\n\r\n";
+	static const char req[] = "GET / HTTP/1.1\r\nHost: h\r\n"
+	                          "X-Empty:\r\nX-Next: 1\r\n\r\n";
 	struct recorder r;
 	struct http1_parser *p = parser_new(&r, NULL);
 
 	(void)state;
 	assert_int_equal(feed_str(p, req), strlen(req));
-	assert_int_equal(r.fields.count, 2);
-	assert_string_equal(r.fields.items[0].name, "X-Empty");
-	assert_string_equal(r.fields.items[0].value, "");
-	assert_string_equal(r.fields.items[1].name, "X-Next");
-	assert_string_equal(r.fields.items[1].value, "1");
+	assert_int_equal(r.fields.count, 3);
+	assert_string_equal(r.fields.items[1].name, "X-Empty");
+	assert_string_equal(r.fields.items[1].value, "");
+	assert_string_equal(r.fields.items[2].name, "X-Next");
+	assert_string_equal(r.fields.items[2].value, "1");
 	parser_free(p, &r);
 }
-
-static const struct http1_limits short_uri = {
-	.max_uri = 16, .max_header_bytes = 1024, .max_header_fields = 10,
-};
 
 /* A 16-byte target passes a 16-byte limit... */
 static void
 test_http1_target_of_exactly_max_uri_is_accepted(void **state)
 {
-	static const char req[] = "GET /0123456789abcde HTTP/1.1\r\n\r\n";
+	static const char req[] = "GET /0123456789abcde HTTP/1.1\r\nHost: h\r\n\r\n";
 	struct recorder r;
 	struct http1_parser *p = parser_new(&r, &short_uri);
 
@@ -433,7 +446,7 @@ test_http1_target_of_exactly_max_uri_is_accepted(void **state)
 static void
 test_http1_target_over_max_uri_is_414(void **state)
 {
-	static const char req[] = "GET /0123456789abcdef HTTP/1.1\r\n\r\n";
+	static const char req[] = "GET /0123456789abcdef HTTP/1.1\r\nHost: h\r\n\r\n";
 	struct recorder r;
 	struct http1_parser *p = parser_new(&r, &short_uri);
 
@@ -452,7 +465,8 @@ test_http1_fields_up_to_the_limit_are_accepted(void **state)
 	static const struct http1_limits limits = {
 		.max_uri = 1024, .max_header_bytes = 1024, .max_header_fields = 3,
 	};
-	static const char req[] = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
+	/* Host is one of the three. */
+	static const char req[] = "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\n\r\n";
 	struct recorder r;
 	struct http1_parser *p = parser_new(&r, &limits);
 
@@ -469,7 +483,8 @@ test_http1_too_many_fields_is_431(void **state)
 	static const struct http1_limits limits = {
 		.max_uri = 1024, .max_header_bytes = 1024, .max_header_fields = 3,
 	};
-	static const char req[] = "GET / HTTP/1.1\r\nA: 1\r\nB: 2\r\nC: 3\r\nD: 4\r\n\r\n";
+	/* Host and three more: four fields. */
+	static const char req[] = "GET / HTTP/1.1\r\nHost: h\r\nA: 1\r\nB: 2\r\nC: 3\r\n\r\n";
 	struct recorder r;
 	struct http1_parser *p = parser_new(&r, &limits);
 
@@ -491,8 +506,9 @@ test_http1_long_field_over_max_header_bytes_is_431(void **state)
 	struct http1_parser *p = parser_new(&r, &limits);
 
 	(void)state;
-	/* "X-Big" plus a 60-byte value: 65 bytes of field. */
-	snprintf(req, sizeof req, "GET / HTTP/1.1\r\nX-Big: %060d\r\n\r\n", 7);
+	/* "Host" + "abc" (7 bytes), then "X-Big" plus a 53-byte value: 65
+	 * bytes of fields, one over the limit. */
+	snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: abc\r\nX-Big: %053d\r\n\r\n", 7);
 	assert_int_equal(feed_str(p, req), PTTH_EPROTO);
 	assert_int_equal(http1_parser_error_status(p), 431);
 	assert_int_equal(r.heads, 0);
@@ -505,9 +521,9 @@ test_http1_many_small_fields_over_max_header_bytes_are_431(void **state)
 	static const struct http1_limits limits = {
 		.max_uri = 1024, .max_header_bytes = 64, .max_header_fields = 100,
 	};
-	/* Ten fields of 7 bytes each ("X-Nn" + "abc"): 70 bytes in all. */
+	/* Ten fields of 7 bytes each ("Host" or "X-Nn", + "abc"): 70 bytes. */
 	static const char req[] = "GET / HTTP/1.1\r\n"
-	                          "X-00: abc\r\nX-01: abc\r\nX-02: abc\r\nX-03: abc\r\n"
+	                          "Host: abc\r\nX-01: abc\r\nX-02: abc\r\nX-03: abc\r\n"
 	                          "X-04: abc\r\nX-05: abc\r\nX-06: abc\r\nX-07: abc\r\n"
 	                          "X-08: abc\r\nX-09: abc\r\n\r\n";
 	struct recorder r;
@@ -526,9 +542,9 @@ test_http1_header_block_at_max_header_bytes_is_accepted(void **state)
 	static const struct http1_limits limits = {
 		.max_uri = 1024, .max_header_bytes = 63, .max_header_fields = 100,
 	};
-	/* Nine fields of 7 bytes each: exactly 63 bytes. */
+	/* Nine fields of 7 bytes each, Host among them: exactly 63 bytes. */
 	static const char req[] = "GET / HTTP/1.1\r\n"
-	                          "X-00: abc\r\nX-01: abc\r\nX-02: abc\r\nX-03: abc\r\n"
+	                          "Host: abc\r\nX-01: abc\r\nX-02: abc\r\nX-03: abc\r\n"
 	                          "X-04: abc\r\nX-05: abc\r\nX-06: abc\r\nX-07: abc\r\n"
 	                          "X-08: abc\r\n\r\n";
 	struct recorder r;
@@ -560,6 +576,7 @@ static void
 test_http1_content_length_with_chunked_is_400(void **state)
 {
 	static const char req[] = "POST / HTTP/1.1\r\n"
+	                          "Host: h\r\n"
 	                          "Content-Length: 5\r\n"
 	                          "Transfer-Encoding: chunked\r\n"
 	                          "\r\n"
@@ -578,7 +595,8 @@ test_http1_content_length_with_chunked_is_400(void **state)
 static void
 test_http1_eof_inside_body_is_eproto(void **state)
 {
-	static const char req[] = "POST / HTTP/1.1\r\nContent-Length: 10\r\n\r\nabcd";
+	static const char req[] = "POST / HTTP/1.1\r\nHost: h\r\n"
+	                          "Content-Length: 10\r\n\r\nabcd";
 	struct recorder r;
 	struct http1_parser *p = parser_new(&r, NULL);
 
@@ -608,7 +626,7 @@ test_http1_eof_inside_head_is_eproto(void **state)
 static void
 test_http1_eof_between_requests_is_clean(void **state)
 {
-	static const char req[] = "GET / HTTP/1.1\r\n\r\n";
+	static const char req[] = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
 	struct recorder r;
 	struct http1_parser *p = parser_new(&r, NULL);
 
@@ -624,7 +642,8 @@ test_http1_eof_between_requests_is_clean(void **state)
 static void
 test_http1_on_head_failure_makes_feed_fail(void **state)
 {
-	static const char req[] = "POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+	static const char req[] = "POST / HTTP/1.1\r\nHost: h\r\n"
+	                          "Content-Length: 3\r\n\r\nabc";
 	struct recorder r;
 	struct http1_parser *p = parser_new(&r, NULL);
 
@@ -641,7 +660,8 @@ test_http1_on_head_failure_makes_feed_fail(void **state)
 static void
 test_http1_on_body_failure_makes_feed_fail(void **state)
 {
-	static const char req[] = "POST / HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc";
+	static const char req[] = "POST / HTTP/1.1\r\nHost: h\r\n"
+	                          "Content-Length: 3\r\n\r\nabc";
 	struct recorder r;
 	struct http1_parser *p = parser_new(&r, NULL);
 
@@ -657,7 +677,7 @@ test_http1_on_body_failure_makes_feed_fail(void **state)
 static void
 test_http1_on_end_failure_makes_feed_fail(void **state)
 {
-	static const char req[] = "GET / HTTP/1.1\r\n\r\n";
+	static const char req[] = "GET / HTTP/1.1\r\nHost: h\r\n\r\n";
 	struct recorder r;
 	struct http1_parser *p = parser_new(&r, NULL);
 
@@ -666,6 +686,249 @@ test_http1_on_end_failure_makes_feed_fail(void **state)
 	assert_int_equal(feed_str(p, req), PTTH_EPROTO);
 	assert_int_equal(r.ends, 1);
 	assert_int_equal(http1_parser_error_status(p), 500);
+	parser_free(p, &r);
+}
+
+/* Checks that p refused the request with 400 before calling on_head(),
+ * with an error text that mentions what. */
+static void
+assert_refused_400(struct http1_parser *p, const struct recorder *r, const char *what)
+{
+	assert_int_equal(http1_parser_error_status(p), 400);
+	assert_non_null(strstr(http1_parser_error_text(p), what));
+	assert_int_equal(r->heads, 0);
+	assert_int_equal(r->ends, 0);
+}
+
+/* Feeds req in one piece and checks that it is refused as above. */
+static void
+assert_request_refused_400(const char *req, const char *what)
+{
+	struct recorder r;
+	struct http1_parser *p = parser_new(&r, NULL);
+
+	assert_int_equal(feed_str(p, req), PTTH_EPROTO);
+	assert_refused_400(p, &r, what);
+	parser_free(p, &r);
+}
+
+/* HTTP/1.0 predates Host as a requirement (RFC 9112 section 3.2 asks it
+ * of HTTP/1.1 only), so its absence is fine there. */
+static void
+test_http1_http10_request_without_host_is_accepted(void **state)
+{
+	static const char req[] = "GET /old HTTP/1.0\r\nAccept: */*\r\n\r\n";
+	struct recorder r;
+	struct http1_parser *p = parser_new(&r, NULL);
+
+	(void)state;
+	assert_int_equal(feed_str(p, req), strlen(req));
+	assert_int_equal(r.heads, 1);
+	assert_int_equal(r.ends, 1);
+	assert_int_equal(r.version_minor, 0);
+	assert_string_equal(r.path, "/old");
+	assert_null(header_list_get(&r.fields, "host"));
+	parser_free(p, &r);
+}
+
+static void
+test_http1_http11_request_without_host_is_400(void **state)
+{
+	(void)state;
+	assert_request_refused_400("GET / HTTP/1.1\r\nAccept: */*\r\n\r\n",
+	                           "missing Host");
+}
+
+/* Two Host fields, spelled differently, even with the same value. */
+static void
+test_http1_two_host_fields_are_400(void **state)
+{
+	(void)state;
+	assert_request_refused_400("GET / HTTP/1.1\r\nHost: a\r\nhost: a\r\n\r\n",
+	                           "more than one Host");
+}
+
+static void
+test_http1_host_disagreeing_with_absolute_target_is_400(void **state)
+{
+	(void)state;
+	assert_request_refused_400("GET http://example.com/a HTTP/1.1\r\n"
+	                           "Host: other.example\r\n\r\n",
+	                           "Host disagrees");
+}
+
+/* Host names are case-insensitive, so these two agree. */
+static void
+test_http1_host_matching_absolute_target_in_other_case_is_accepted(void **state)
+{
+	static const char req[] = "GET http://Example.COM:8080/a HTTP/1.1\r\n"
+	                          "Host: example.com:8080\r\n\r\n";
+	struct recorder r;
+	struct http1_parser *p = parser_new(&r, NULL);
+
+	(void)state;
+	assert_int_equal(feed_str(p, req), strlen(req));
+	assert_int_equal(r.heads, 1);
+	assert_string_equal(r.url_host, "Example.COM:8080");
+	assert_string_equal(r.path, "/a");
+	assert_string_equal(header_list_get(&r.fields, "host"), "example.com:8080");
+	parser_free(p, &r);
+}
+
+/* Host is compared after its trailing whitespace is gone. */
+static void
+test_http1_host_with_trailing_whitespace_matches_absolute_target(void **state)
+{
+	static const char req[] = "GET http://example.com/ HTTP/1.1\r\n"
+	                          "Host: example.com \t\r\n\r\n";
+	struct recorder r;
+	struct http1_parser *p = parser_new(&r, NULL);
+
+	(void)state;
+	assert_int_equal(feed_str(p, req), strlen(req));
+	assert_int_equal(r.heads, 1);
+	assert_string_equal(header_list_get(&r.fields, "host"), "example.com");
+	parser_free(p, &r);
+}
+
+/* "Host : x" reaches the glue as the field name "Host ". */
+static void
+test_http1_space_before_colon_in_field_name_is_400(void **state)
+{
+	(void)state;
+	assert_request_refused_400("GET / HTTP/1.1\r\nHost : example.com\r\n\r\n",
+	                           "whitespace in a field name");
+}
+
+static void
+test_http1_space_before_colon_in_other_field_name_is_400(void **state)
+{
+	(void)state;
+	assert_request_refused_400("GET / HTTP/1.1\r\nHost: h\r\nX-A : 1\r\n\r\n",
+	                           "whitespace in a field name");
+}
+
+static void
+test_http1_obsolete_line_folding_with_space_is_400(void **state)
+{
+	(void)state;
+	assert_request_refused_400("GET / HTTP/1.1\r\nHost: h\r\n"
+	                           "X-A: a\r\n b\r\n\r\n",
+	                           "obsolete line folding");
+}
+
+static void
+test_http1_obsolete_line_folding_with_tab_is_400(void **state)
+{
+	(void)state;
+	assert_request_refused_400("GET / HTTP/1.1\r\nHost: h\r\n"
+	                           "X-A: a\r\n\tb\r\n\r\n",
+	                           "obsolete line folding");
+}
+
+/* A fold whose first line has an empty value is still a fold. */
+static void
+test_http1_obsolete_line_folding_after_empty_value_is_400(void **state)
+{
+	(void)state;
+	assert_request_refused_400("GET / HTTP/1.1\r\nHost: h\r\n"
+	                           "X-A:\r\n b\r\n\r\n",
+	                           "obsolete line folding");
+}
+
+/* The line break ends one feed and the continuation starts the next. */
+static void
+test_http1_obsolete_line_folding_across_feeds_is_400(void **state)
+{
+	static const char head[] = "GET / HTTP/1.1\r\nHost: h\r\nX-A: a\r\n";
+	struct recorder r;
+	struct http1_parser *p = parser_new(&r, NULL);
+
+	(void)state;
+	assert_int_equal(feed_str(p, head), strlen(head));
+	assert_int_equal(feed_str(p, "  b\r\n\r\n"), PTTH_EPROTO);
+	assert_refused_400(p, &r, "obsolete line folding");
+	parser_free(p, &r);
+}
+
+/* A read that cuts a value before a space is not a fold: the byte before
+ * the second feed is 'o', not a line break. */
+static void
+test_http1_value_split_across_feeds_before_space_is_accepted(void **state)
+{
+	static const char head[] = "GET / HTTP/1.1\r\nHost: h\r\nX-A: hello";
+	static const char rest[] = " world\r\n\r\n";
+	struct recorder r;
+	struct http1_parser *p = parser_new(&r, NULL);
+
+	(void)state;
+	assert_int_equal(feed_str(p, head), strlen(head));
+	assert_int_equal(feed_str(p, rest), strlen(rest));
+	assert_int_equal(r.heads, 1);
+	assert_int_equal(r.ends, 1);
+	assert_string_equal(header_list_get(&r.fields, "x-a"), "hello world");
+	parser_free(p, &r);
+}
+
+static void
+test_http1_trailing_whitespace_of_field_value_is_trimmed(void **state)
+{
+	static const char req[] = "GET / HTTP/1.1\r\nHost: h\r\nX-A: x\t \r\n\r\n";
+	struct recorder r;
+	struct http1_parser *p = parser_new(&r, NULL);
+
+	(void)state;
+	assert_int_equal(feed_str(p, req), strlen(req));
+	assert_int_equal(r.heads, 1);
+	assert_string_equal(header_list_get(&r.fields, "x-a"), "x");
+	parser_free(p, &r);
+}
+
+static void
+test_http1_absolute_form_ipv6_literal_keeps_brackets(void **state)
+{
+	static const char req[] = "GET http://[::1]:8080/x HTTP/1.1\r\n"
+	                          "Host: [::1]:8080\r\n\r\n";
+	struct recorder r;
+	struct http1_parser *p = parser_new(&r, NULL);
+
+	(void)state;
+	assert_int_equal(feed_str(p, req), strlen(req));
+	assert_int_equal(r.heads, 1);
+	assert_true(r.has_url_host);
+	assert_string_equal(r.url_host, "[::1]:8080");
+	assert_string_equal(r.path, "/x");
+	parser_free(p, &r);
+}
+
+static void
+test_http1_absolute_form_ipv6_literal_without_port_keeps_brackets(void **state)
+{
+	static const char req[] = "GET http://[::1]/ HTTP/1.1\r\nHost: [::1]\r\n\r\n";
+	struct recorder r;
+	struct http1_parser *p = parser_new(&r, NULL);
+
+	(void)state;
+	assert_int_equal(feed_str(p, req), strlen(req));
+	assert_int_equal(r.heads, 1);
+	assert_string_equal(r.url_host, "[::1]");
+	assert_string_equal(r.path, "/");
+	parser_free(p, &r);
+}
+
+static void
+test_http1_absolute_form_with_query_but_no_path_gives_slash_query(void **state)
+{
+	static const char req[] = "GET http://example.com?x=1 HTTP/1.1\r\n"
+	                          "Host: example.com\r\n\r\n";
+	struct recorder r;
+	struct http1_parser *p = parser_new(&r, NULL);
+
+	(void)state;
+	assert_int_equal(feed_str(p, req), strlen(req));
+	assert_int_equal(r.heads, 1);
+	assert_string_equal(r.url_host, "example.com");
+	assert_string_equal(r.path, "/?x=1");
 	parser_free(p, &r);
 }
 
@@ -701,6 +964,23 @@ main(void)
 		cmocka_unit_test(test_http1_on_head_failure_makes_feed_fail),
 		cmocka_unit_test(test_http1_on_body_failure_makes_feed_fail),
 		cmocka_unit_test(test_http1_on_end_failure_makes_feed_fail),
+		cmocka_unit_test(test_http1_http10_request_without_host_is_accepted),
+		cmocka_unit_test(test_http1_http11_request_without_host_is_400),
+		cmocka_unit_test(test_http1_two_host_fields_are_400),
+		cmocka_unit_test(test_http1_host_disagreeing_with_absolute_target_is_400),
+		cmocka_unit_test(test_http1_host_matching_absolute_target_in_other_case_is_accepted),
+		cmocka_unit_test(test_http1_host_with_trailing_whitespace_matches_absolute_target),
+		cmocka_unit_test(test_http1_space_before_colon_in_field_name_is_400),
+		cmocka_unit_test(test_http1_space_before_colon_in_other_field_name_is_400),
+		cmocka_unit_test(test_http1_obsolete_line_folding_with_space_is_400),
+		cmocka_unit_test(test_http1_obsolete_line_folding_with_tab_is_400),
+		cmocka_unit_test(test_http1_obsolete_line_folding_after_empty_value_is_400),
+		cmocka_unit_test(test_http1_obsolete_line_folding_across_feeds_is_400),
+		cmocka_unit_test(test_http1_value_split_across_feeds_before_space_is_accepted),
+		cmocka_unit_test(test_http1_trailing_whitespace_of_field_value_is_trimmed),
+		cmocka_unit_test(test_http1_absolute_form_ipv6_literal_keeps_brackets),
+		cmocka_unit_test(test_http1_absolute_form_ipv6_literal_without_port_keeps_brackets),
+		cmocka_unit_test(test_http1_absolute_form_with_query_but_no_path_gives_slash_query),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
