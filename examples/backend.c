@@ -3,10 +3,12 @@
  * the original's examples/backend.go, plus routes for teaching.
  *
  * Owns:    one mux and one struct ptth_backend.
- * Threads: main() dials and waits for the tunnel to end; handlers run on
- *          the library's worker threads.
+ * Threads: main() waits for SIGINT/SIGTERM (or SIGUSR1 from the waiter
+ *          thread when the backend ended by itself); tunnels and handlers
+ *          run on the library's threads.
  * Locks:   none; the settings below are written before serving starts.
- * Interface: bin/backend [--router HOST:PORT] [--delay-ms N] [--quiet]
+ * Interface: bin/backend [--router HOST:PORT] [--tunnels N] [--no-reconnect]
+ *          [--backoff-max-ms MS] [--delay-ms N] [--quiet]
  *   GET  /foo        "bar" after a 1 ms sleep, logs "handling: /foo"
  *   POST /echo       streams the request body back as it arrives
  *   GET  /bytes?n=N  streams N bytes (default 1 MiB)
@@ -19,6 +21,8 @@
  */
 #include <errno.h>
 #include <getopt.h>
+#include <pthread.h>
+#include <unistd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -195,41 +199,59 @@ usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: backend [options]\n"
-	        "  --router HOST:PORT  the router's tunnel address (default localhost:8887)\n"
-	        "  --delay-ms N        how long GET /foo sleeps (default 1)\n"
-	        "  --quiet             no per-request log lines\n"
-	        "  --help              this text\n"
+	        "  --router HOST:PORT   the router's tunnel address (default localhost:8887)\n"
+	        "  --tunnels N          tunnel connections held at once (default 1)\n"
+	        "  --no-reconnect       exit when the tunnel ends instead of redialling\n"
+	        "  --backoff-max-ms MS  redial waits double from 100 ms up to this (default 10000)\n"
+	        "  --delay-ms N         how long GET /foo sleeps (default 1)\n"
+	        "  --quiet              no per-request log lines\n"
+	        "  --help               this text\n"
 	        "routes: GET /foo, POST /echo, GET /bytes?n=N, GET /headers,\n"
-	        "        GET /sleep?ms=N, GET /status?code=N, GET /reset, GET /trailers\n");
+	        "        GET /sleep?ms=N, GET /status?code=N, GET /reset, GET /trailers\n"
+	        "SIGINT or SIGTERM: GOAWAY, let requests in flight finish, exit 0.\n");
 }
 
-static const char *
-parse_flags(int argc, char **argv)
+/* Parses a non-negative number or exits with status 2. */
+static long
+parse_number(const char *flag, const char *value)
 {
+	char *end;
+	long n = strtol(value, &end, 10);
+
+	if (*value == '\0' || *end != '\0' || n < 0 || n > 1000000000) {
+		fprintf(stderr, "backend: --%s needs a number, not \"%s\"\n", flag, value);
+		exit(2);
+	}
+	return n;
+}
+
+static void
+parse_flags(int argc, char **argv, struct ptth_backend_options *opts)
+{
+	enum { ROUTER = 1, TUNNELS, NO_RECONNECT, BACKOFF_MAX, DELAY, QUIET, HELP };
 	static const struct option longopts[] = {
-		{ "router", required_argument, NULL, 'r' },
-		{ "delay-ms", required_argument, NULL, 'd' },
-		{ "quiet", no_argument, NULL, 'q' },
-		{ "help", no_argument, NULL, 'h' },
+		{ "router", required_argument, NULL, ROUTER },
+		{ "tunnels", required_argument, NULL, TUNNELS },
+		{ "no-reconnect", no_argument, NULL, NO_RECONNECT },
+		{ "backoff-max-ms", required_argument, NULL, BACKOFF_MAX },
+		{ "delay-ms", required_argument, NULL, DELAY },
+		{ "quiet", no_argument, NULL, QUIET },
+		{ "help", no_argument, NULL, HELP },
 		{ NULL, 0, NULL, 0 },
 	};
-	const char *router = "localhost:8887";
-	char *end;
-	int ch;
+	int ch, idx = 0;
 
 	opterr = 0;
-	while ((ch = getopt_long(argc, argv, "", longopts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
+		const char *flag = longopts[idx].name;
 		switch (ch) {
-		case 'r': router = optarg; break;
-		case 'd':
-			foo_delay_ms = strtol(optarg, &end, 10);
-			if (*optarg == '\0' || *end != '\0' || foo_delay_ms < 0) {
-				fprintf(stderr, "backend: --delay-ms needs a number, not \"%s\"\n", optarg);
-				exit(2);
-			}
-			break;
-		case 'q': verbose = 0; ptth_log_set_verbose(0); break;
-		case 'h': usage(stdout); exit(0);
+		case ROUTER: opts->router_addr = optarg; break;
+		case TUNNELS: opts->tunnels = (int)parse_number(flag, optarg); break;
+		case NO_RECONNECT: opts->reconnect = 0; break;
+		case BACKOFF_MAX: opts->backoff_max_ms = (int)parse_number(flag, optarg); break;
+		case DELAY: foo_delay_ms = parse_number(flag, optarg); break;
+		case QUIET: verbose = 0; ptth_log_set_verbose(0); break;
+		case HELP: usage(stdout); exit(0);
 		default:
 			fprintf(stderr, "backend: bad flag \"%s\" (try --help)\n", argv[optind - 1]);
 			exit(2);
@@ -239,35 +261,88 @@ parse_flags(int argc, char **argv)
 		fprintf(stderr, "backend: unexpected argument \"%s\" (try --help)\n", argv[optind]);
 		exit(2);
 	}
-	return router;
+}
+
+/* Registers the routes. Returns 0 or a negative code. */
+static int
+mux_setup(struct ptth_mux *mux)
+{
+	int rc = 0;
+
+	rc = rc ? rc : ptth_mux_handle(mux, "/foo", handle_foo, NULL);
+	rc = rc ? rc : ptth_mux_handle(mux, "/echo", handle_echo, NULL);
+	rc = rc ? rc : ptth_mux_handle(mux, "/bytes", handle_bytes, NULL);
+	rc = rc ? rc : ptth_mux_handle(mux, "/headers", handle_headers, NULL);
+	rc = rc ? rc : ptth_mux_handle(mux, "/sleep", handle_sleep, NULL);
+	rc = rc ? rc : ptth_mux_handle(mux, "/status", handle_status, NULL);
+	rc = rc ? rc : ptth_mux_handle(mux, "/reset", handle_reset, NULL);
+	rc = rc ? rc : ptth_mux_handle(mux, "/trailers", handle_trailers, NULL);
+	return rc;
+}
+
+/* Waits for the backend to end on its own (--no-reconnect and the tunnel
+ * closed), then wakes main() with SIGUSR1. */
+static void *
+waiter_thread_main(void *arg)
+{
+	struct ptth_backend *b = arg;
+
+	ptth_backend_wait(b);
+	kill(getpid(), SIGUSR1);
+	return NULL;
 }
 
 int
 main(int argc, char **argv)
 {
-	const char *router = parse_flags(argc, argv);
+	struct ptth_backend_options opts;
 	struct ptth_mux *mux = ptth_mux_new();
-	int rc;
+	struct ptth_backend *b;
+	pthread_t waiter;
+	sigset_t set;
+	int rc, sig;
 
+	ptth_backend_options_init(&opts);
+	opts.reconnect = 1; /* bin/backend redials by default */
+	parse_flags(argc, argv, &opts);
 	signal(SIGPIPE, SIG_IGN);
-	if (mux == NULL || ptth_mux_handle(mux, "/foo", handle_foo, NULL) < 0 ||
-	    ptth_mux_handle(mux, "/echo", handle_echo, NULL) < 0 ||
-	    ptth_mux_handle(mux, "/bytes", handle_bytes, NULL) < 0 ||
-	    ptth_mux_handle(mux, "/headers", handle_headers, NULL) < 0 ||
-	    ptth_mux_handle(mux, "/sleep", handle_sleep, NULL) < 0 ||
-	    ptth_mux_handle(mux, "/status", handle_status, NULL) < 0 ||
-	    ptth_mux_handle(mux, "/reset", handle_reset, NULL) < 0 ||
-	    ptth_mux_handle(mux, "/trailers", handle_trailers, NULL) < 0) {
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGUSR1);
+	pthread_sigmask(SIG_BLOCK, &set, NULL); /* every thread inherits this */
+	if (mux == NULL || mux_setup(mux) < 0) {
 		fprintf(stderr, "backend: out of memory\n");
 		return 1;
 	}
-	fprintf(stderr, "Dialing the router at %s\n", router);
-	rc = ptth_backend_serve(router, ptth_mux_serve, mux);
-	ptth_mux_free(mux);
+	opts.handler = ptth_mux_serve;
+	opts.handler_arg = mux;
+	b = ptth_backend_new(&opts);
+	fprintf(stderr, "Dialing the router at %s\n", opts.router_addr);
+	rc = b ? ptth_backend_start(b) : -ENOMEM;
 	if (rc < 0) {
-		fprintf(stderr, "backend: tunnel to %s: %s\n", router, ptth_strerror(rc));
+		fprintf(stderr, "backend: cannot reach the router at %s: %s\n", opts.router_addr,
+		        ptth_strerror(rc));
+		ptth_backend_free(b);
+		ptth_mux_free(mux);
 		return 1;
 	}
-	fprintf(stderr, "backend: the router closed the tunnel\n");
+	if (pthread_create(&waiter, NULL, waiter_thread_main, b) != 0) {
+		fprintf(stderr, "backend: cannot start a thread\n");
+		return 1;
+	}
+	while (sigwait(&set, &sig) != 0)
+		;
+	if (sig != SIGUSR1)
+		fprintf(stderr, "backend: %s, draining\n", strsignal(sig));
+	ptth_backend_stop(b);
+	pthread_join(waiter, NULL);
+	rc = ptth_backend_wait(b);
+	ptth_backend_free(b);
+	ptth_mux_free(mux);
+	if (sig == SIGUSR1 && rc < 0) {
+		fprintf(stderr, "backend: tunnel to %s: %s\n", opts.router_addr, ptth_strerror(rc));
+		return 1;
+	}
 	return 0;
 }

@@ -37,6 +37,11 @@ usage(FILE *out)
 	        "  --max-conns N            user connections at once, else 503 (default 1024)\n"
 	        "  --queue-size N           requests waiting per tunnel, else 503 (default 256)\n"
 	        "  --no-forwarded           do not add X-Forwarded-* and Forwarded fields\n"
+	        "  --ping-interval-ms MS    PING a tunnel quiet for this long (default 10000)\n"
+	        "  --ping-timeout-ms MS     drop a tunnel whose PING is unanswered (default 5000)\n"
+	        "  --drain-timeout-ms MS    on SIGINT/SIGTERM, let requests finish this long\n"
+	        "                           (default 10000)\n"
+	        "  --balance STRATEGY       random (default), round-robin or least-busy\n"
 	        "  --quiet                  no per-request log lines\n"
 	        "  --help                   this text\n");
 }
@@ -68,12 +73,26 @@ parse_int(const char *flag, const char *value)
 	return (int)n;
 }
 
+static enum ptth_balance
+parse_balance(const char *value)
+{
+	if (strcmp(value, "random") == 0)
+		return PTTH_BALANCE_RANDOM;
+	if (strcmp(value, "round-robin") == 0)
+		return PTTH_BALANCE_ROUND_ROBIN;
+	if (strcmp(value, "least-busy") == 0)
+		return PTTH_BALANCE_LEAST_BUSY;
+	fprintf(stderr, "router: --balance is random, round-robin or least-busy, not \"%s\"\n",
+	        value);
+	exit(2);
+}
+
 static void
 parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 {
 	enum { HTTP = 1, TUNNELS, MAX_URI, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MAX_BODY,
 	       HEADER_TIMEOUT, IDLE_TIMEOUT, BACKEND_TIMEOUT, MAX_CONNS, QUEUE_SIZE,
-	       NO_FORWARDED, QUIET, HELP };
+	       NO_FORWARDED, PING_INTERVAL, PING_TIMEOUT, DRAIN_TIMEOUT, BALANCE, QUIET, HELP };
 	static const struct option longopts[] = {
 		{ "http", required_argument, NULL, HTTP },
 		{ "tunnels", required_argument, NULL, TUNNELS },
@@ -87,6 +106,10 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 		{ "max-conns", required_argument, NULL, MAX_CONNS },
 		{ "queue-size", required_argument, NULL, QUEUE_SIZE },
 		{ "no-forwarded", no_argument, NULL, NO_FORWARDED },
+		{ "ping-interval-ms", required_argument, NULL, PING_INTERVAL },
+		{ "ping-timeout-ms", required_argument, NULL, PING_TIMEOUT },
+		{ "drain-timeout-ms", required_argument, NULL, DRAIN_TIMEOUT },
+		{ "balance", required_argument, NULL, BALANCE },
 		{ "quiet", no_argument, NULL, QUIET },
 		{ "help", no_argument, NULL, HELP },
 		{ NULL, 0, NULL, 0 },
@@ -110,6 +133,10 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 		case MAX_CONNS: opts->max_conns = parse_int(flag, optarg); break;
 		case QUEUE_SIZE: opts->queue_size = parse_int(flag, optarg); break;
 		case NO_FORWARDED: opts->no_forwarded = 1; break;
+		case PING_INTERVAL: opts->ping_interval_ms = parse_int(flag, optarg); break;
+		case PING_TIMEOUT: opts->ping_timeout_ms = parse_int(flag, optarg); break;
+		case DRAIN_TIMEOUT: opts->drain_timeout_ms = parse_int(flag, optarg); break;
+		case BALANCE: opts->balance = parse_balance(optarg); break;
 		case QUIET: ptth_log_set_verbose(0); break;
 		case HELP: usage(stdout); exit(0);
 		default:
@@ -132,7 +159,7 @@ wait_for_signal(sigset_t *set)
 
 	while (sigwait(set, &sig) != 0)
 		;
-	fprintf(stderr, "router: %s, stopping\n", strsignal(sig));
+	fprintf(stderr, "router: %s, draining\n", strsignal(sig));
 }
 
 int
@@ -166,6 +193,7 @@ main(int argc, char **argv)
 	printf("Listening for HTTP traffic on http://localhost:%d\n", http_port);
 	fflush(stdout);
 	wait_for_signal(&set);
+	ptth_router_shutdown(r);
 	ptth_router_free(r);
 	return 0;
 }

@@ -31,6 +31,14 @@ enum {
 	PTTH_ETOOBIG = -1004,   /* a limit was exceeded */
 	PTTH_ESTATE = -1005,    /* call not allowed in this state */
 	PTTH_EADDR = -1006,     /* an address could not be parsed */
+	PTTH_EREFUSED = -1007,  /* the backend never processed the request; safe to retry */
+};
+
+/* How the router picks a tunnel for each request. */
+enum ptth_balance {
+	PTTH_BALANCE_RANDOM = 0,      /* the original's choice */
+	PTTH_BALANCE_ROUND_ROBIN = 1,
+	PTTH_BALANCE_LEAST_BUSY = 2,  /* fewest requests in flight */
 };
 
 /* Returns a static, human-readable text for any error code this library
@@ -59,6 +67,10 @@ struct ptth_router_options {
 	int idle_timeout_ms;     /* an idle keep-alive connection is closed after (60 s) */
 	int backend_timeout_ms;  /* response head must arrive within (60 s), else 504 */
 	int no_forwarded;        /* 1: do not add X-Forwarded-* and Forwarded fields */
+	int ping_interval_ms;    /* PING a tunnel quiet for this long (10 s; -1: never) */
+	int ping_timeout_ms;     /* drop a tunnel whose PING is unanswered (5 s) */
+	int drain_timeout_ms;    /* ptth_router_shutdown() waits this long (10 s) */
+	enum ptth_balance balance;
 };
 
 /* Fills *opts with the defaults: "localhost:8888", "localhost:8887" and
@@ -87,6 +99,11 @@ int ptth_router_wait_tunnels(struct ptth_router *r, int n, int timeout_ms);
 /* Stops accepting, closes every tunnel and user connection and waits for
  * every thread the router started. Safe to call twice. */
 void ptth_router_stop(struct ptth_router *r);
+
+/* Graceful stop: stops accepting, lets requests in flight finish (up to
+ * drain_timeout_ms), closes idle connections, sends GOAWAY on every
+ * tunnel, then stops as ptth_router_stop() does. */
+void ptth_router_shutdown(struct ptth_router *r);
 
 /* Stops the router if needed, then frees it. NULL is allowed. */
 void ptth_router_free(struct ptth_router *r);
@@ -169,21 +186,40 @@ struct ptth_backend_options {
 	const char *router_addr; /* "HOST:PORT" of the router's tunnel port */
 	ptth_handler_fn handler; /* called once per request */
 	void *handler_arg;
+	int tunnels;             /* tunnel connections held at once (1) */
+	int reconnect;           /* 1: redial whenever a tunnel ends (0) */
+	int backoff_min_ms;      /* first wait before a redial (100) */
+	int backoff_max_ms;      /* the wait doubles up to this (10 s) */
+	int ping_interval_ms;    /* PING a router quiet for this long (10 s; -1: never) */
+	int ping_timeout_ms;     /* drop a tunnel whose PING is unanswered (5 s) */
+	int drain_timeout_ms;    /* ptth_backend_stop() lets streams finish this long (10 s) */
 };
+
+/* Fills *opts with the defaults above (router "localhost:8887", no
+ * handler). A zero left in a field also means its default. */
+void ptth_backend_options_init(struct ptth_backend_options *opts);
 
 /* Creates a backend; nothing is dialled yet. NULL when out of memory. */
 struct ptth_backend *ptth_backend_new(const struct ptth_backend_options *opts);
 
-/* Dials the router and starts the tunnel thread that serves HTTP/2 on
- * the connection. Returns 0, or a negative code when the dial fails. */
+/* Starts one thread per tunnel; each dials the router and serves HTTP/2
+ * on the connection. Without reconnect the first dial happens here and
+ * its failure is returned; with reconnect, dials are retried with
+ * backoff (a backend started before its router simply waits for it).
+ * Returns 0 or a negative code. */
 int ptth_backend_start(struct ptth_backend *b);
 
-/* Blocks until the tunnel ends (the router closed it, or it broke).
- * Returns 0 for a clean end, or the negative code that ended it. */
+/* The number of tunnels up right now. */
+int ptth_backend_tunnel_count(struct ptth_backend *b);
+
+/* Blocks until every tunnel has ended for good (without reconnect: the
+ * router closed it, or it broke). Returns 0 for a clean end, or the
+ * first negative code that ended one. */
 int ptth_backend_wait(struct ptth_backend *b);
 
-/* Closes the tunnel (GOAWAY, then close), waits for running handlers and
- * for the tunnel thread. Safe to call twice. */
+/* Graceful stop: each tunnel sends GOAWAY and lets the streams it took
+ * finish (up to drain_timeout_ms); then waits for running handlers and
+ * every thread. Safe to call twice. */
 void ptth_backend_stop(struct ptth_backend *b);
 
 /* Stops the backend if needed, then frees it. NULL is allowed. */

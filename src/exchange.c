@@ -306,6 +306,26 @@ exchange_release(struct exchange *ex, bool drain_in)
 	exchange_unref(ex);
 }
 
+/* Router, for a retry: moves the out body of src (refused, never sent)
+ * into dst, which is not shared yet. Fails when the tunnel already read
+ * part of it: those bytes are gone. Returns 0 or PTTH_EREFUSED. */
+int
+exchange_move_out(struct exchange *dst, struct exchange *src)
+{
+	int rc = 0;
+
+	mutex_lock(&src->mu);
+	if (src->out.unreported > 0) {
+		rc = PTTH_EREFUSED;
+	} else {
+		body_pipe_destroy(&dst->out);
+		dst->out = src->out;
+		body_pipe_init(&src->out, dst->out.cap);
+	}
+	mutex_unlock(&src->mu);
+	return rc;
+}
+
 /* Backend: publishes out_status and out_head; the tunnel thread submits
  * the response HEADERS when it services the kick. */
 void

@@ -84,6 +84,7 @@ void exchange_cancel(struct exchange *ex);
 bool exchange_in_head_done(struct exchange *ex);
 void exchange_release(struct exchange *ex, bool drain_in);
 void exchange_commit_head(struct exchange *ex);
+int exchange_move_out(struct exchange *dst, struct exchange *src);
 
 /* Tunnel-thread side. */
 ssize_t exchange_data_source_read_callback(nghttp2_session *session, int32_t stream_id,

@@ -73,6 +73,19 @@ header_list_add(struct header_list *l, const char *name, size_t name_len,
 	return 0;
 }
 
+/* Appends a copy of every field of src to dst. Returns 0 or -ENOMEM. */
+int
+header_list_copy(struct header_list *dst, const struct header_list *src)
+{
+	for (size_t i = 0; i < src->count; i++) {
+		const struct header *h = &src->items[i];
+		int rc = header_list_add(dst, h->name, h->name_len, h->value, h->value_len);
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
 /* Returns the value of the first field called name (any case), or NULL. */
 const char *
 header_list_get(const struct header_list *l, const char *name)

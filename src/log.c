@@ -82,6 +82,7 @@ ptth_strerror(int code)
 	case PTTH_ETOOBIG: return "limit exceeded";
 	case PTTH_ESTATE:  return "not allowed in this state";
 	case PTTH_EADDR:   return "bad address";
+	case PTTH_EREFUSED: return "refused by the backend before processing";
 	}
 	if (code < 0 && code > -4096)
 		return strerror(-code);

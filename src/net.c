@@ -232,6 +232,16 @@ net_set_nodelay(int fd)
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
 }
 
+/* Asks the kernel to probe an idle connection (SO_KEEPALIVE), a second
+ * line of defence behind HTTP/2 PING for tunnels. */
+void
+net_set_keepalive(int fd)
+{
+	int one = 1;
+
+	setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &one, sizeof one);
+}
+
 /* Creates the eventfd another thread writes to wake a poll()ing owner.
  * It is non-blocking so that draining it never blocks the owner. */
 int

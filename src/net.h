@@ -12,6 +12,7 @@ void net_peer_name(int fd, char *buf, size_t len);
 void net_peer_ip(int fd, char *buf, size_t len);
 int net_write_all(int fd, const void *buf, size_t len);
 void net_set_nodelay(int fd);
+void net_set_keepalive(int fd);
 int net_wake_fd_new(void);
 void net_wake(int fd);
 void net_wake_drain(int fd);

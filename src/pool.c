@@ -3,6 +3,8 @@
  * that the original router made for each request.
  *
  * Owns:    one reference on each tunnel it lists.
+ * Strategy: random (the original's), round-robin, or least-busy (fewest
+ *          requests in flight, counted by tunnel->in_flight), chosen at init.
  * Threads: user connection threads pick; tunnel threads add themselves
  *          when they start and remove themselves when they end; the router
  *          takes snapshots to stop every tunnel.
@@ -22,18 +24,21 @@
 #include <stdlib.h>
 #include <time.h>
 
+#include "ptth.h"
 #include "lock.h"
 #include "pool.h"
 #include "tunnel.h"
 
 void
-pool_init(struct pool *p)
+pool_init(struct pool *p, int balance)
 {
 	mutex_init(&p->mu);
 	cond_init(&p->changed);
 	p->items = NULL;
 	p->count = p->alloc = 0;
 	p->seed = (unsigned int)time(NULL);
+	p->next = 0;
+	p->balance = balance;
 }
 
 /* Frees the pool. Every tunnel has removed itself by now. */
@@ -91,16 +96,50 @@ pool_remove(struct pool *p, struct tunnel *t)
 		tunnel_unref(t);
 }
 
-/* Picks a live tunnel at random, like the original. Returns it with a
- * reference the caller must drop, or NULL when the pool is empty. */
+/* The index of the tunnel with the fewest requests in flight; ties go
+ * to the first one found from the round-robin position, so that idle
+ * tunnels share the load. Caller must hold p->mu; p->count > 0. */
+static size_t
+pool_least_busy_locked(struct pool *p)
+{
+	size_t best = p->next % p->count;
+	int best_load = atomic_load(&p->items[best]->in_flight);
+
+	for (size_t k = 1; k < p->count; k++) {
+		size_t i = (p->next + k) % p->count;
+		int load = atomic_load(&p->items[i]->in_flight);
+		if (load < best_load) {
+			best = i;
+			best_load = load;
+		}
+	}
+	p->next++;
+	return best;
+}
+
+/* Picks a live tunnel by the pool's strategy: at random like the
+ * original, in turn, or the least busy. Returns it with a reference the
+ * caller must drop, or NULL when the pool is empty. */
 struct tunnel *
 pool_pick(struct pool *p)
 {
 	struct tunnel *t = NULL;
+	size_t i = 0;
 
 	mutex_lock(&p->mu);
 	if (p->count > 0) {
-		t = p->items[(size_t)rand_r(&p->seed) % p->count];
+		switch (p->balance) {
+		case PTTH_BALANCE_ROUND_ROBIN:
+			i = p->next++ % p->count;
+			break;
+		case PTTH_BALANCE_LEAST_BUSY:
+			i = pool_least_busy_locked(p);
+			break;
+		default:
+			i = (size_t)rand_r(&p->seed) % p->count;
+			break;
+		}
+		t = p->items[i];
 		tunnel_ref(t);
 	}
 	mutex_unlock(&p->mu);

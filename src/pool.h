@@ -14,9 +14,11 @@ struct pool {
 	struct tunnel **items;
 	size_t count, alloc;
 	unsigned int seed;       /* rand_r() state for the random choice */
+	size_t next;             /* where round-robin (and least-busy ties) start */
+	int balance;             /* enum ptth_balance; set at init */
 };
 
-void pool_init(struct pool *p);
+void pool_init(struct pool *p, int balance);
 void pool_destroy(struct pool *p);
 int pool_add(struct pool *p, struct tunnel *t);
 void pool_remove(struct pool *p, struct tunnel *t);

@@ -51,6 +51,10 @@ ptth_router_options_init(struct ptth_router_options *opts)
 	opts->idle_timeout_ms = 60 * 1000;
 	opts->backend_timeout_ms = 60 * 1000;
 	opts->no_forwarded = 0;
+	opts->ping_interval_ms = 10 * 1000;
+	opts->ping_timeout_ms = 5 * 1000;
+	opts->drain_timeout_ms = 10 * 1000;
+	opts->balance = PTTH_BALANCE_RANDOM;
 }
 
 /* Copies opts into r->conf, replacing zeros with defaults. */
@@ -72,6 +76,10 @@ router_conf_set(struct ptth_router *r, const struct ptth_router_options *opts)
 	c->idle_timeout_ms = PICK(idle_timeout_ms);
 	c->backend_timeout_ms = PICK(backend_timeout_ms);
 	c->forwarded = !opts->no_forwarded;
+	c->ping_interval_ms = opts->ping_interval_ms < 0 ? -1 : PICK(ping_interval_ms);
+	c->ping_timeout_ms = PICK(ping_timeout_ms);
+	c->drain_timeout_ms = PICK(drain_timeout_ms);
+	c->balance = opts->balance;
 #undef PICK
 }
 
@@ -92,7 +100,7 @@ ptth_router_new(const struct ptth_router_options *opts)
 	}
 	router_conf_set(r, opts);
 	r->http_fd = r->tunnel_fd = -1;
-	pool_init(&r->pool);
+	pool_init(&r->pool, r->conf.balance);
 	mutex_init(&r->mu);
 	cond_init(&r->threads_done);
 	return r;
@@ -162,7 +170,23 @@ router_conn_remove(struct ptth_router *r, struct user_conn *c)
 	mutex_lock(&r->mu);
 	user_conn_unlink(&r->conns, c);
 	r->conn_count--;
+	cond_broadcast(&r->threads_done); /* ptth_router_shutdown counts these */
 	mutex_unlock(&r->mu);
+}
+
+/* A user thread between requests asks whether to wait for another one.
+ * Marks c idle so that ptth_router_shutdown() can wake it, and returns
+ * false once the router is draining: close instead. */
+bool
+router_conn_idle(struct ptth_router *r, struct user_conn *c, bool idle)
+{
+	bool go_on;
+
+	mutex_lock(&r->mu);
+	go_on = !r->draining;
+	user_conn_set_idle(c, idle && go_on);
+	mutex_unlock(&r->mu);
+	return go_on;
 }
 
 /* The accept loop for one listening socket: start is user_conn_start or
@@ -322,6 +346,31 @@ ptth_router_stop(struct ptth_router *r)
 	while (r->threads > 0)
 		cond_wait(&r->threads_done, &r->mu);
 	mutex_unlock(&r->mu);
+}
+
+/* Graceful stop (see ptth.h). Idle keep-alive connections are woken and
+ * close; busy ones finish their request, then close; after
+ * drain_timeout_ms whatever is left is stopped the hard way. */
+void
+ptth_router_shutdown(struct ptth_router *r)
+{
+	struct timespec deadline = deadline_after_ms(r->conf.drain_timeout_ms);
+	int rc = 0;
+
+	mutex_lock(&r->mu);
+	r->draining = true;
+	mutex_unlock(&r->mu);
+	router_stop_accepting(r);
+	mutex_lock(&r->mu);
+	for (struct user_conn *c = r->conns; c != NULL; c = user_conn_next(c))
+		if (user_conn_is_idle(c))
+			user_conn_shutdown(c);
+	while (r->conn_count > 0 && rc == 0)
+		rc = cond_timedwait(&r->threads_done, &r->mu, &deadline);
+	if (r->conn_count > 0)
+		log_info("drain timeout: %d user connections still busy", r->conn_count);
+	mutex_unlock(&r->mu);
+	ptth_router_stop(r);
 }
 
 void

@@ -25,6 +25,10 @@ struct router_conf {
 	int idle_timeout_ms;
 	int backend_timeout_ms;
 	bool forwarded;           /* add X-Forwarded-* and Forwarded */
+	int ping_interval_ms;     /* -1: no pings */
+	int ping_timeout_ms;
+	int drain_timeout_ms;
+	enum ptth_balance balance;
 };
 
 struct ptth_router {
@@ -43,6 +47,7 @@ struct ptth_router {
 	/* guarded by mu: */
 	int threads;              /* connection and tunnel threads still running */
 	bool stopping;
+	bool draining;            /* shutting down: finish requests, then close */
 	struct user_conn *conns;  /* live user connections, for stop */
 	int conn_count;
 	int next_tunnel_id;
@@ -53,5 +58,6 @@ bool router_thread_begin(struct ptth_router *r);
 void router_thread_end(struct ptth_router *r);
 int router_conn_add(struct ptth_router *r, struct user_conn *c);
 void router_conn_remove(struct ptth_router *r, struct user_conn *c);
+bool router_conn_idle(struct ptth_router *r, struct user_conn *c, bool idle);
 
 #endif

@@ -17,8 +17,11 @@
  *     or the tunnel is closing);
  *   - tunnel_stop(): ask the thread to close the tunnel and end.
  * When the tunnel ends for any reason, every request on it ends too:
- * queued ones and open ones are closed with PTTH_ECLOSED, so each user
- * thread gets its 502 (or a truncated body) and nobody waits forever.
+ * queued ones are refused (PTTH_EREFUSED: the user thread retries them on
+ * another tunnel), open ones fail with PTTH_ECLOSED, so each user thread
+ * gets its 502 (or a truncated body) and nobody waits forever.
+ * The thread also PINGs a quiet backend (keepalive.c), and on GOAWAY it
+ * leaves the pool, lets open streams finish and ends.
  * Tutorial: "The tunnel thread's loop".
  */
 #include <errno.h>
@@ -30,6 +33,7 @@
 #include <nghttp2/nghttp2.h>
 
 #include "exchange.h"
+#include "keepalive.h"
 #include "lock.h"
 #include "log.h"
 #include "net.h"
@@ -45,6 +49,8 @@ struct tunnel_thread {
 	struct session_io io;
 	struct exchange *open;       /* submitted streams not yet closed */
 	uint32_t open_count;
+	bool goaway;                 /* the backend sent GOAWAY: no new streams */
+	struct keepalive ka;
 	struct exchange **kicked;    /* scratch array for inbox_take_kicked() */
 	size_t kicked_alloc;
 	uint64_t requests;
@@ -129,16 +135,35 @@ on_header_callback(nghttp2_session *session, const nghttp2_frame *frame,
 	return 0;
 }
 
+/* The backend will take no new streams (it is stopping): leave the pool
+ * at once so no user picks this tunnel, and let open streams finish.
+ * nghttp2 itself closes streams above last_stream_id with REFUSED_STREAM,
+ * and their users retry elsewhere. */
+static void
+tunnel_on_goaway(struct tunnel_thread *tt, const nghttp2_frame *frame)
+{
+	if (tt->goaway)
+		return;
+	tt->goaway = true;
+	pool_remove(&tt->t->router->pool, tt->t);
+	log_info("Tunnel draining: %s: GOAWAY (last stream %d, error %u)", tt->t->name,
+	         frame->goaway.last_stream_id, frame->goaway.error_code);
+}
+
 /* Implements nghttp2_on_frame_recv_callback. We use it to notice the end
- * of a response head (the user thread may now write the status line) and
- * the end of a response body. */
+ * of a response head (the user thread may now write the status line), the
+ * end of a response body, PING acknowledgements and GOAWAY. */
 static int
 on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame,
                        void *user_data)
 {
+	struct tunnel_thread *tt = user_data;
 	struct exchange *ex;
 
-	(void)user_data;
+	if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK))
+		keepalive_on_ack(&tt->ka);
+	if (frame->hd.type == NGHTTP2_GOAWAY)
+		tunnel_on_goaway(tt, frame);
 	if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
 		return 0;
 	ex = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
@@ -175,6 +200,17 @@ on_data_chunk_recv_callback(nghttp2_session *session, uint8_t flags,
 	return 0;
 }
 
+/* Maps an RST_STREAM or close code to ours. REFUSED_STREAM means the
+ * backend never processed the request (RFC 9113 section 8.7): the user
+ * thread may send it again on another tunnel. */
+static int
+tunnel_stream_error(uint32_t error_code)
+{
+	if (error_code == NGHTTP2_NO_ERROR)
+		return 0;
+	return error_code == NGHTTP2_REFUSED_STREAM ? PTTH_EREFUSED : PTTH_ERESET;
+}
+
 /* Implements nghttp2_on_stream_close_callback. We use it to end the
  * exchange (waking its user thread) and drop the tunnel's reference. */
 static int
@@ -189,7 +225,7 @@ on_stream_close_callback(nghttp2_session *session, int32_t stream_id,
 	nghttp2_session_set_stream_user_data(session, stream_id, NULL);
 	open_unlink(tt, ex);
 	tt->open_count--;
-	exchange_close(ex, session, error_code == NGHTTP2_NO_ERROR ? 0 : PTTH_ERESET);
+	exchange_close(ex, session, tunnel_stream_error(error_code));
 	exchange_unref(ex);
 	return 0;
 }
@@ -252,6 +288,11 @@ tunnel_submit_stream(struct tunnel_thread *tt, struct exchange *ex)
 	mutex_lock(&ex->mu);
 	cancelled = ex->cancelled;
 	mutex_unlock(&ex->mu);
+	if (tt->goaway || !nghttp2_session_check_request_allowed(tt->session)) {
+		exchange_close(ex, NULL, PTTH_EREFUSED); /* never sent: retry elsewhere */
+		exchange_unref(ex);
+		return;
+	}
 	nv = cancelled ? NULL : headers_to_nv(&ex->out_head);
 	if (nv == NULL) {
 		exchange_close(ex, NULL, cancelled ? PTTH_ECLOSED : -ENOMEM);
@@ -283,6 +324,8 @@ tunnel_take_fresh(struct tunnel_thread *tt)
 		tt->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 	struct exchange *ex;
 
+	if (tt->goaway)
+		limit = UINT32_MAX; /* each is refused at once, see tunnel_submit_stream */
 	while (tt->open_count < limit && (ex = inbox_pop(&tt->t->inbox)) != NULL)
 		tunnel_submit_stream(tt, ex);
 }
@@ -304,30 +347,50 @@ tunnel_take_work(struct tunnel_thread *tt)
 	}
 }
 
+/* After tunnel_stop(): tell the backend with GOAWAY and write it out
+ * (best effort, the socket is closed right after). */
+static void
+tunnel_say_goodbye(struct tunnel_thread *tt)
+{
+	nghttp2_session_terminate_session(tt->session, NGHTTP2_NO_ERROR);
+	session_io_flush(&tt->io, tt->session);
+}
+
 /* The tunnel thread's loop: write what the session wants to send, wait
- * for the socket or a wake-up, take new work, read. Returns why it ended. */
+ * for the socket, a wake-up or a keepalive deadline, take new work, read.
+ * Returns why it ended. */
 static const char *
 tunnel_run(struct tunnel_thread *tt)
 {
 	int rc;
 
 	for (;;) {
-		rc = session_io_flush(&tt->io, tt->session);
+		rc = keepalive_step(&tt->ka, tt->session, now_ms());
+		if (rc == -ETIMEDOUT)
+			return "PING timeout";
+		if (rc == 0)
+			rc = session_io_flush(&tt->io, tt->session);
 		if (rc < 0)
 			break;
 		if (session_io_done(&tt->io, tt->session))
 			return "session finished";
-		rc = session_io_wait(&tt->io, tt->t->inbox.wake_fd, -1);
+		if (tt->goaway && tt->open_count == 0)
+			return "GOAWAY";
+		rc = session_io_wait(&tt->io, tt->t->inbox.wake_fd,
+		                     keepalive_poll_timeout(&tt->ka, now_ms()));
 		if (rc < 0)
 			break;
-		if (atomic_load(&tt->t->stop))
+		if (atomic_load(&tt->t->stop)) {
+			tunnel_say_goodbye(tt);
 			return "router stopping";
+		}
 		if (rc & SESSION_IO_WOKEN)
 			tunnel_take_work(tt);
 		if (rc & SESSION_IO_READABLE) {
 			rc = session_io_recv(&tt->io, tt->session);
 			if (rc < 0)
 				break;
+			keepalive_on_rx(&tt->ka, now_ms());
 			tunnel_take_fresh(tt); /* streams may have closed */
 		}
 	}
@@ -337,7 +400,9 @@ tunnel_run(struct tunnel_thread *tt)
 }
 
 /* Ends every request that is still on this tunnel. Called after the
- * inbox closed, so nothing new can arrive while we sweep. */
+ * inbox closed, so nothing new can arrive while we sweep. Requests that
+ * never left the queue are refused (their users retry elsewhere); those
+ * already sent may have been processed, so they fail. */
 static void
 tunnel_fail_all(struct tunnel_thread *tt)
 {
@@ -346,7 +411,7 @@ tunnel_fail_all(struct tunnel_thread *tt)
 	size_t n;
 
 	while ((ex = inbox_pop(ib)) != NULL) {
-		exchange_close(ex, NULL, PTTH_ECLOSED);
+		exchange_close(ex, NULL, PTTH_EREFUSED); /* never sent: retry elsewhere */
 		exchange_unref(ex);
 	}
 	n = inbox_take_kicked(ib, &tt->kicked, &tt->kicked_alloc);
@@ -373,6 +438,7 @@ tunnel_thread_main(void *arg)
 	pthread_setname_np(pthread_self(), thread_name);
 	tt.started_ms = now_ms();
 	session_io_init(&tt.io, t->fd);
+	keepalive_init(&tt.ka, r->conf.ping_interval_ms, r->conf.ping_timeout_ms, tt.started_ms);
 	if (tunnel_session_new(&tt) < 0) {
 		reason = "cannot create session";
 	} else if (pool_add(&r->pool, t) < 0) {
@@ -417,8 +483,10 @@ tunnel_start(struct ptth_router *r, int fd)
 	atomic_init(&t->stop, false);
 	t->router = r;
 	t->fd = fd;
+	atomic_init(&t->in_flight, 0);
 	net_peer_name(fd, t->name, sizeof t->name);
 	net_set_nodelay(fd);
+	net_set_keepalive(fd);
 	rc = inbox_init(&t->inbox, (size_t)r->conf.queue_size);
 	if (rc < 0)
 		goto out_free;

@@ -13,6 +13,8 @@ struct exchange;
 struct tunnel {
 	atomic_int refs;          /* pool, tunnel thread, each user mid-request */
 	atomic_bool stop;         /* set by the router to end the thread */
+	atomic_int in_flight;     /* requests handed over and not yet finished
+	                             by their user thread (least-busy balancing) */
 
 	/* Set before the thread starts, read-only afterwards: */
 	struct ptth_router *router;

@@ -22,6 +22,7 @@
  */
 #include <errno.h>
 #include <poll.h>
+#include <stdatomic.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -44,6 +45,7 @@
 struct user_conn {
 	/* guarded by r->mu: */
 	struct user_conn *prev, *next;
+	bool idle;              /* waiting for a next request (shutdown may wake it) */
 
 	/* Set at start, read-only afterwards (the router's thread may read fd
 	 * to shut it down): */
@@ -65,6 +67,7 @@ struct user_conn {
 	long long submitted_ms; /* when it went to a tunnel (backend timeout) */
 	long long body_bytes;   /* request body bytes so far (max_body) */
 	bool keep_alive;
+	bool retried;           /* sent again after a refusal (once at most) */
 	bool head_request;
 	int version_minor;
 	int reject_status;      /* answer this instead of forwarding */
@@ -300,12 +303,65 @@ user_conn_submit(struct user_conn *c, struct exchange *ex)
 		ex->inbox = &t->inbox;
 		rc = tunnel_submit(t, ex);
 		if (rc == 0) {
+			atomic_fetch_add(&t->in_flight, 1);
 			c->tunnel = t;
 			return 0;
 		}
 		tunnel_unref(t);
 	}
 	return rc;
+}
+
+/* Lets go of the request's exchange and tunnel, if any (see
+ * exchange_release: an unfinished stream is reset). */
+static void
+user_conn_drop_exchange(struct user_conn *c)
+{
+	if (c->ex == NULL)
+		return;
+	exchange_release(c->ex, false);
+	atomic_fetch_sub(&c->tunnel->in_flight, 1);
+	tunnel_unref(c->tunnel);
+	c->ex = NULL;
+	c->tunnel = NULL;
+}
+
+/* Sends the request again, on another tunnel, after the backend refused
+ * it unprocessed (REFUSED_STREAM, a GOAWAY, or still queued when its
+ * tunnel ended). RFC 9113 section 8.7 makes that safe whatever the
+ * method; RFC 9110 section 9.2.2 forbids retrying a retry. It works only
+ * while the router still holds every body byte sent so far.
+ * Returns 0, or PTTH_EREFUSED when no retry is possible. */
+static int
+user_conn_retry(struct user_conn *c)
+{
+	struct exchange *old = c->ex, *ex;
+	int rc = -ENOMEM;
+
+	if (c->retried)
+		return PTTH_EREFUSED;
+	ex = exchange_new(ROUTER_STREAM_WINDOW);
+	if (ex != NULL)
+		rc = header_list_copy(&ex->out_head, &old->out_head);
+	if (rc == 0 && exchange_move_out(ex, old) < 0)
+		rc = PTTH_EREFUSED; /* part of the body already left */
+	if (rc < 0) {
+		exchange_unref(ex);
+		return PTTH_EREFUSED;
+	}
+	ex->out_has_body = old->out_has_body;
+	snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
+	log_info("%s: retrying on another tunnel: %s refused the request", c->peer,
+	         c->tunnel->name);
+	user_conn_drop_exchange(c);
+	c->retried = true;
+	if (user_conn_submit(c, ex) < 0) {
+		exchange_unref(ex);
+		return PTTH_EREFUSED;
+	}
+	c->ex = ex;
+	c->submitted_ms = now_ms();
+	return 0;
 }
 
 /* Records the status to answer instead of forwarding. With stop set,
@@ -386,10 +442,7 @@ user_conn_time_out(struct user_conn *c)
 {
 	log_info("%s: 504 no response from tunnel %s in %d ms", c->peer, c->tunnel->name,
 	         c->r->conf.backend_timeout_ms);
-	exchange_release(c->ex, false);
-	tunnel_unref(c->tunnel);
-	c->ex = NULL;
-	c->tunnel = NULL;
+	user_conn_drop_exchange(c);
 	c->reject_status = 504;
 	c->reject_text = "no response from the backend in time";
 }
@@ -405,16 +458,13 @@ user_conn_on_body(void *arg, const char *data, size_t len)
 
 	c->body_bytes += (long long)len;
 	if (max_body > 0 && c->body_bytes > max_body) {
-		if (c->ex != NULL) {
-			exchange_release(c->ex, false);
-			tunnel_unref(c->tunnel);
-			c->ex = NULL;
-			c->tunnel = NULL;
-		}
+		user_conn_drop_exchange(c);
 		return user_conn_reject(c, 413, "request body too large", true);
 	}
 	while (c->ex != NULL && len > 0) {
 		ssize_t n = exchange_write_out(c->ex, data, len);
+		if (n == PTTH_EREFUSED && user_conn_retry(c) == 0)
+			continue;
 		if (n < 0)
 			return 0; /* the stream is over; the rest is read and dropped */
 		data += n;
@@ -435,6 +485,8 @@ user_conn_on_body(void *arg, const char *data, size_t len)
 			c->keep_alive = false; /* the rest of the body is not read */
 			return -1;
 		}
+		if (rc == PTTH_EREFUSED && user_conn_retry(c) == 0)
+			continue;
 		if (rc < 0)
 			return 0;
 		if (user_conn_pump_response(c) < 0 && !c->response_failed)
@@ -475,7 +527,10 @@ user_conn_answer(struct user_conn *c)
 		                           "%d %s: %s", c->reject_status,
 		                           headers_reason_phrase(c->reject_status), c->reject_text);
 	} else if (!c->response_started) {
-		rc = exchange_wait_until(c->ex, EX_WAIT_IN_HEAD, user_conn_backend_deadline(c));
+		do
+			rc = exchange_wait_until(c->ex, EX_WAIT_IN_HEAD,
+			                         user_conn_backend_deadline(c));
+		while (rc == PTTH_EREFUSED && user_conn_retry(c) == 0);
 		if (rc == -ETIMEDOUT) {
 			user_conn_time_out(c);
 			rc = user_conn_send_simple(c, 504, NULL, "504 Gateway Timeout: %s",
@@ -488,18 +543,14 @@ user_conn_answer(struct user_conn *c)
 	}
 	if (rc == 0 && c->ex != NULL && !c->response_failed)
 		rc = user_conn_pump_body(c, true);
-	if (c->ex != NULL) {
-		exchange_release(c->ex, false);
-		tunnel_unref(c->tunnel);
-	}
+	user_conn_drop_exchange(c);
 	if (rc < 0 || c->response_failed)
 		c->keep_alive = false;
-	c->ex = NULL;
-	c->tunnel = NULL;
 	c->reject_status = 0;
 	c->message_done = false;
 	c->head_started_ms = 0;
 	c->body_bytes = 0;
+	c->retried = false;
 	c->response_started = c->response_done = c->response_failed = false;
 	c->chunked = c->close_delimited = c->no_body = false;
 	return c->keep_alive ? 0 : -1;
@@ -581,12 +632,19 @@ user_conn_parse(struct user_conn *c, size_t n, long long arrived_ms)
 	return 0;
 }
 
-/* Reads and answers requests until the connection ends. */
+/* Reads and answers requests until the connection ends. Between
+ * requests the connection is marked idle, so that a draining router can
+ * wake it; a busy one finishes its request first. */
 static void
 user_conn_serve(struct user_conn *c)
 {
 	for (;;) {
+		bool between = !http1_parser_in_message(c->parser);
+		if (between && !router_conn_idle(c->r, c, true))
+			return; /* the router is draining */
 		int rc = user_conn_wait_readable(c);
+		if (between)
+			router_conn_idle(c->r, c, false);
 		if (rc == 0) {
 			user_conn_timed_out(c);
 			return;
@@ -614,10 +672,7 @@ user_conn_thread_main(void *arg)
 
 	pthread_setname_np(pthread_self(), "ptth-user");
 	user_conn_serve(c);
-	if (c->ex != NULL) {
-		exchange_release(c->ex, false);
-		tunnel_unref(c->tunnel);
-	}
+	user_conn_drop_exchange(c);
 	router_conn_remove(r, c);
 	close(c->fd);
 	http1_parser_free(c->parser);
@@ -704,4 +759,16 @@ struct user_conn *
 user_conn_next(struct user_conn *c)
 {
 	return c->next;
+}
+
+void
+user_conn_set_idle(struct user_conn *c, bool idle)
+{
+	c->idle = idle;
+}
+
+bool
+user_conn_is_idle(const struct user_conn *c)
+{
+	return c->idle;
 }
