@@ -236,6 +236,11 @@ conn_session_new(struct conn_thread *ct)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv_callback);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close_callback);
 	nghttp2_option_set_no_auto_window_update(opt, 1);
+	/* The router resets a stream each time a user leaves mid-response.
+	 * nghttp2's guard against "rapid reset" floods (1000 at once, then 33
+	 * per second) would end the tunnel under such churn; our peer is the
+	 * router we dialled, so allow it far more. */
+	nghttp2_option_set_stream_reset_rate_limit(opt, 1000000, 100000);
 	if (nghttp2_session_server_new2(&ct->session, cbs, ct, opt) != 0)
 		goto out_opt;
 	rc = PTTH_EPROTO;

@@ -162,26 +162,46 @@ net_local_port(int fd)
 	return ntohs(((struct sockaddr_in *)&ss)->sin_port);
 }
 
+/* Formats a socket address as "IP:PORT" ("[IP6]:PORT"), or "?". */
+static void
+net_format(const struct sockaddr_storage *ss, char *buf, size_t len)
+{
+	char host[INET6_ADDRSTRLEN];
+
+	snprintf(buf, len, "?");
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
+		snprintf(buf, len, "%s:%d", host, ntohs(sin->sin_port));
+	} else if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *sin6 = (const struct sockaddr_in6 *)ss;
+		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
+		snprintf(buf, len, "[%s]:%d", host, ntohs(sin6->sin6_port));
+	}
+}
+
 /* Writes "IP:PORT" of the peer of fd into buf ("?" when unknown). */
 void
 net_peer_name(int fd, char *buf, size_t len)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof ss;
-	char host[INET6_ADDRSTRLEN];
 
-	snprintf(buf, len, "?");
 	if (getpeername(fd, (struct sockaddr *)&ss, &sl) < 0)
-		return;
-	if (ss.ss_family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-		inet_ntop(AF_INET, &sin->sin_addr, host, sizeof host);
-		snprintf(buf, len, "%s:%d", host, ntohs(sin->sin_port));
-	} else if (ss.ss_family == AF_INET6) {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-		inet_ntop(AF_INET6, &sin6->sin6_addr, host, sizeof host);
-		snprintf(buf, len, "[%s]:%d", host, ntohs(sin6->sin6_port));
-	}
+		ss.ss_family = AF_UNSPEC;
+	net_format(&ss, buf, len);
+}
+
+/* Writes "IP:PORT" of our own end of fd into buf ("?" when unknown). */
+void
+net_local_name(int fd, char *buf, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof ss;
+
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) < 0)
+		ss.ss_family = AF_UNSPEC;
+	net_format(&ss, buf, len);
 }
 
 /* Writes the peer's IP address of fd, without port or brackets, into

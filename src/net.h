@@ -9,6 +9,7 @@ int net_listen(const char *addr, int *port_out);
 int net_dial(const char *addr);
 int net_local_port(int fd);
 void net_peer_name(int fd, char *buf, size_t len);
+void net_local_name(int fd, char *buf, size_t len);
 void net_peer_ip(int fd, char *buf, size_t len);
 int net_write_all(int fd, const void *buf, size_t len);
 void net_set_nodelay(int fd);

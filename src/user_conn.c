@@ -53,6 +53,7 @@ struct user_conn {
 	int fd;
 	char peer[64];          /* "IP:PORT", for logs */
 	char client_ip[64];     /* "IP", for X-Forwarded-For */
+	char local_authority[64]; /* "IP:PORT" the user reached, for HTTP/1.0 without Host */
 
 	/* user thread only, no lock: */
 	struct http1_parser *parser;
@@ -262,6 +263,12 @@ static int
 user_conn_send_gateway_error(struct user_conn *c, int rc)
 {
 	c->response_failed = true;
+	if (rc == PTTH_EREFUSED) {
+		log_info("%s: 503 tunnel %s refused the request and no other took it", c->peer,
+		         c->tunnel->name);
+		return user_conn_send_simple(c, 503, "Retry-After: 1",
+		                             "503 Service Unavailable: no tunnel took the request");
+	}
 	if (rc == PTTH_ECLOSED) {
 		log_info("%s: tunnel %s closed before the response", c->peer, c->tunnel->name);
 		return user_conn_send_simple(c, 502, NULL, "502 Bad Gateway: tunnel %s closed",
@@ -331,34 +338,38 @@ user_conn_drop_exchange(struct user_conn *c)
  * tunnel ended). RFC 9113 section 8.7 makes that safe whatever the
  * method; RFC 9110 section 9.2.2 forbids retrying a retry. It works only
  * while the router still holds every body byte sent so far.
- * Returns 0, or PTTH_EREFUSED when no retry is possible. */
+ * Returns 0 with c->ex and c->tunnel replaced, or PTTH_EREFUSED with
+ * them unchanged (the caller then answers the refusal). */
 static int
 user_conn_retry(struct user_conn *c)
 {
 	struct exchange *old = c->ex, *ex;
+	struct tunnel *old_tunnel = c->tunnel;
 	int rc = -ENOMEM;
 
 	if (c->retried)
 		return PTTH_EREFUSED;
+	c->retried = true;
 	ex = exchange_new(ROUTER_STREAM_WINDOW);
 	if (ex != NULL)
 		rc = header_list_copy(&ex->out_head, &old->out_head);
-	if (rc == 0 && exchange_move_out(ex, old) < 0)
-		rc = PTTH_EREFUSED; /* part of the body already left */
+	if (rc == 0)
+		rc = exchange_move_out(ex, old); /* fails if part of the body left */
+	if (rc == 0) {
+		ex->out_has_body = old->out_has_body;
+		snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
+		rc = user_conn_submit(c, ex);
+	}
 	if (rc < 0) {
 		exchange_unref(ex);
+		c->tunnel = old_tunnel;
 		return PTTH_EREFUSED;
 	}
-	ex->out_has_body = old->out_has_body;
-	snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
-	log_info("%s: retrying on another tunnel: %s refused the request", c->peer,
-	         c->tunnel->name);
-	user_conn_drop_exchange(c);
-	c->retried = true;
-	if (user_conn_submit(c, ex) < 0) {
-		exchange_unref(ex);
-		return PTTH_EREFUSED;
-	}
+	log_info("%s: retrying on %s: %s refused the request", c->peer, c->tunnel->name,
+	         old_tunnel->name);
+	exchange_release(old, false);
+	atomic_fetch_sub(&old_tunnel->in_flight, 1);
+	tunnel_unref(old_tunnel);
 	c->ex = ex;
 	c->submitted_ms = now_ms();
 	return 0;
@@ -401,8 +412,14 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	}
 	if (conf->max_body > 0 && content_length > conf->max_body)
 		return user_conn_reject(c, 413, "request body too large", true);
+	/* HTTP/1.0 may omit Host, but an HTTP/2 request needs an authority
+	 * (nghttp2 refuses one without): name the address the user reached. */
+	struct http1_head with_authority = *head;
+	if (head->url_host == NULL && header_list_get(&head->fields, "host") == NULL)
+		with_authority.url_host = c->local_authority;
 	ex = exchange_new(ROUTER_STREAM_WINDOW);
-	if (ex == NULL || headers_request_to_h2(head, conf->forwarded ? c->client_ip : NULL,
+	if (ex == NULL || headers_request_to_h2(&with_authority,
+	                                        conf->forwarded ? c->client_ip : NULL,
 	                                        &ex->out_head) < 0) {
 		exchange_unref(ex);
 		return user_conn_reject(c, 500, "out of memory", true);
@@ -697,6 +714,7 @@ user_conn_start(struct ptth_router *r, int fd)
 	c->keep_alive = true;
 	net_peer_name(fd, c->peer, sizeof c->peer);
 	net_peer_ip(fd, c->client_ip, sizeof c->client_ip);
+	net_local_name(fd, c->local_authority, sizeof c->local_authority);
 	net_set_nodelay(fd);
 	c->parser = http1_parser_new(&user_conn_http1_callbacks, c, &r->conf.limits);
 	if (c->parser == NULL)
