@@ -1,0 +1,3025 @@
+/*
+ * test_contract.c -- the router's reverse-proxy contract, driven over real
+ * sockets: every status it makes itself (400, 408, 413, 414, 417, 431,
+ * 502, 503, 504), every connection it closes, and every rule it applies
+ * when it forwards a request (RFC 9110 section 7.6, RFC 9112, RFC 9113
+ * section 8.2).
+ *
+ * Owns:    per test, one struct env: a router on 127.0.0.1:0 with the
+ *          options the test is about, and as the case needs an in-process
+ *          backend (routes mirroring bin/backend's), a hand-made HTTP/2
+ *          backend (struct fake) or a bin/backend child process.
+ * Threads: the test thread runs every assertion. The fake backend's
+ *          thread owns its nghttp2 session and only records what it saw
+ *          under fake->mu; backend handlers run on the library's workers.
+ *          Teardown joins every thread and reaps every child process.
+ * Locks:   env->mu guards env->closing (sleeping handlers wake on it)
+ *          and the /block route's counters; fake->mu guards the fake's counters and commands. Each is taken
+ *          alone and never held across I/O or an nghttp2 call.
+ * Interface:
+ *   - users are raw sockets with a bounded receive timeout (malformed,
+ *     slow and byte-by-byte input, pipelining), libcurl, and the curl
+ *     program where a well-behaved client is the point;
+ *   - real faults: the bin/backend process is killed with SIGKILL while a
+ *     request waits for its head or while its body streams; the fake
+ *     backend advertises MAX_CONCURRENT_STREAMS=1, holds streams, and
+ *     hangs up in the middle of a body;
+ *   - every test ends by checking that the router still answers
+ *     GET /foo with 200 "bar".
+ * Tutorial: none; the contract itself is listed in bin/router --help.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/time.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <curl/curl.h>
+#include <nghttp2/nghttp2.h>
+
+#include "ptth.h"
+
+#define IO_TIMEOUT_MS 10000      /* the longest any read or wait here blocks */
+#define SHORT_MS 300             /* the short timeouts the timing tests set */
+#define STREAM_WAIT_MS 3000      /* how long a streamed echo may take to come back */
+#define BODY_KEEP (64 * 1024)    /* response body bytes a test keeps */
+#define FAKE_SLOTS 64            /* streams the fake backend tracks at once */
+
+/* Fails the test with a message when a helper reported a problem. */
+#define assert_ok(expr)                                   \
+	do {                                                  \
+		const char *why_ = (expr);                        \
+		if (why_ != NULL)                                 \
+			fail_msg("%s", why_);                         \
+	} while (0)
+
+static char problem_text[2048];
+
+/* Formats what went wrong into a static buffer (test thread only) and
+ * returns it, for assert_ok(). */
+static const char *
+problem(const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(problem_text, sizeof problem_text, fmt, ap);
+	va_end(ap);
+	return problem_text;
+}
+
+static long long
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
+}
+
+/* The CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait on a
+ * condition created with that clock. */
+static struct timespec
+deadline_in(long long ms)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	ts.tv_sec += ms / 1000;
+	ts.tv_nsec += (ms % 1000) * 1000000L;
+	if (ts.tv_nsec >= 1000000000L) {
+		ts.tv_sec++;
+		ts.tv_nsec -= 1000000000L;
+	}
+	return ts;
+}
+
+static void
+cond_init_monotonic(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
+}
+
+/* True under a sanitizer build, which is many times slower. */
+static bool
+sanitized(void)
+{
+	const char *san = getenv("PTTH_SAN");
+
+	return san != NULL && san[0] != '\0';
+}
+
+/* A short printable form of a request for messages: its first line. */
+static const char *
+first_line(const char *request, char *buf, size_t size)
+{
+	size_t n = strcspn(request, "\r\n");
+
+	if (n > 60)
+		n = 60;
+	snprintf(buf, size, "\"%.*s\"", (int)n, request);
+	return buf;
+}
+
+/* ---------------------------------------------------------------------
+ * The test environment: a router and whatever backs it.
+ */
+
+struct fake;
+
+struct env {
+	struct ptth_router *router;
+	int http_port, tunnel_port;
+	struct ptth_mux *mux;
+	struct ptth_backend *backend;
+	struct fake *fake;
+	pid_t child;                 /* a bin/backend process, or 0 */
+	int child_err;               /* the read end of its stderr, or -1 */
+	char child_log[4096];        /* what it wrote there so far */
+	size_t child_log_len;
+
+	pthread_mutex_t mu;          /* taken alone */
+	pthread_cond_t changed;      /* CLOCK_MONOTONIC */
+	/* guarded by mu: */
+	bool closing;                /* teardown began: sleeping handlers return */
+	int blocked;                 /* /block handlers waiting now */
+	bool unblocked;              /* /block handlers may answer */
+};
+
+static void fake_free(struct fake *f);
+static int child_kill(struct env *e);
+
+/* Fills o with the defaults, both ports on 127.0.0.1:0. */
+static void
+env_options(struct ptth_router_options *o)
+{
+	ptth_router_options_init(o);
+	o->http_addr = "127.0.0.1:0";
+	o->tunnel_addr = "127.0.0.1:0";
+}
+
+static int
+env_setup(void **state)
+{
+	struct env *e = calloc(1, sizeof *e);
+
+	if (e == NULL)
+		return -1;
+	e->child_err = -1;
+	pthread_mutex_init(&e->mu, NULL);
+	cond_init_monotonic(&e->changed);
+	*state = e;
+	return 0;
+}
+
+/* Wakes sleeping handlers, ends the fake and the child, then frees the
+ * router and the backend, joining every thread they started. */
+static int
+env_teardown(void **state)
+{
+	struct env *e = *state;
+
+	pthread_mutex_lock(&e->mu);
+	e->closing = true;
+	pthread_cond_broadcast(&e->changed);
+	pthread_mutex_unlock(&e->mu);
+	child_kill(e);
+	fake_free(e->fake);
+	/* The router first: it ends every tunnel and user connection, so no
+	 * backend stream is left waiting for a user that is gone. */
+	ptth_router_free(e->router);
+	ptth_backend_free(e->backend);
+	ptth_mux_free(e->mux);
+	pthread_cond_destroy(&e->changed);
+	pthread_mutex_destroy(&e->mu);
+	free(e);
+	return 0;
+}
+
+/* Creates and starts the router. Returns 0 or a negative code. */
+static int
+env_start_router(struct env *e, const struct ptth_router_options *o)
+{
+	int rc;
+
+	e->router = ptth_router_new(o);
+	if (e->router == NULL)
+		return -ENOMEM;
+	rc = ptth_router_start(e->router);
+	if (rc == 0)
+		rc = ptth_router_ports(e->router, &e->http_port, &e->tunnel_port);
+	return rc;
+}
+
+/* ---------------------------------------------------------------------
+ * The in-process backend. Its routes mirror bin/backend's (see
+ * examples/backend.c), except that /sleep also ends at teardown.
+ */
+
+static void
+route_foo(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	(void)req;
+	(void)arg;
+	ptth_response_send(res, 200, "text/plain; charset=utf-8", "bar", 3);
+}
+
+/* POST /echo: every byte read is written straight back. */
+static void
+route_echo(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	char buf[16384];
+	ssize_t n;
+
+	(void)arg;
+	const char *type = ptth_request_header(req, "content-type");
+	ptth_response_add_header(res, "content-type", type ? type : "application/octet-stream");
+	while ((n = ptth_request_read(req, buf, sizeof buf)) > 0)
+		if (ptth_response_write(res, buf, (size_t)n) < 0)
+			return;
+	if (n < 0)
+		ptth_response_reset(res);
+}
+
+/* Reads name=N from the query; def when absent or invalid. */
+static long long
+query_number(const char *query, const char *name, long long def)
+{
+	size_t len = strlen(name);
+
+	for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
+		if (strncmp(p, name, len) == 0 && p[len] == '=') {
+			char *end;
+			long long v = strtoll(p + len + 1, &end, 10);
+			if (end != p + len + 1 && (*end == '\0' || *end == '&') && v >= 0)
+				return v;
+		}
+	}
+	return def;
+}
+
+/* GET /bytes?n=N: N bytes ('a' + i % 26) with a Content-Length. */
+static void
+route_bytes(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	char block[26 * 600];
+	long long n = query_number(ptth_request_query(req), "n", 1 << 20);
+	char length[32];
+
+	(void)arg;
+	for (size_t i = 0; i < sizeof block; i++)
+		block[i] = (char)('a' + i % 26);
+	snprintf(length, sizeof length, "%lld", n);
+	ptth_response_add_header(res, "content-type", "application/octet-stream");
+	ptth_response_add_header(res, "content-length", length);
+	while (n > 0) {
+		size_t chunk = n < (long long)sizeof block ? (size_t)n : sizeof block;
+		if (ptth_response_write(res, block, chunk) < 0)
+			return;
+		n -= (long long)chunk;
+	}
+}
+
+/* GET /headers: the pseudo-fields, then each received field, one
+ * "name: value" line each; no Content-Length. */
+static void
+route_headers(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	char line[1024];
+	const char *name, *value;
+
+	(void)arg;
+	ptth_response_add_header(res, "content-type", "text/plain; charset=utf-8");
+	snprintf(line, sizeof line, ":method: %s\n:path: %s%s%s\n:authority: %s\n",
+	         ptth_request_method(req), ptth_request_path(req),
+	         ptth_request_query(req)[0] ? "?" : "", ptth_request_query(req),
+	         ptth_request_authority(req));
+	ptth_response_write(res, line, strlen(line));
+	for (size_t i = 0; ptth_request_header_at(req, i, &name, &value) == 0; i++) {
+		snprintf(line, sizeof line, "%s: %s\n", name, value);
+		ptth_response_write(res, line, strlen(line));
+	}
+}
+
+/* GET /sleep?ms=N: answers after N ms, or at once when teardown begins. */
+static void
+route_sleep(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	struct env *e = arg;
+	struct timespec deadline = deadline_in(query_number(ptth_request_query(req), "ms", 1000));
+	int rc = 0;
+
+	pthread_mutex_lock(&e->mu);
+	while (!e->closing && rc == 0)
+		rc = pthread_cond_timedwait(&e->changed, &e->mu, &deadline);
+	pthread_mutex_unlock(&e->mu);
+	ptth_response_send(res, 200, "text/plain; charset=utf-8", "slept\n", 6);
+}
+
+/* GET /block (a test route): waits until the test sets e->unblocked
+ * (or teardown begins), then 200 "bar". */
+static void
+route_block(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	struct env *e = arg;
+
+	(void)req;
+	pthread_mutex_lock(&e->mu);
+	e->blocked++;
+	pthread_cond_broadcast(&e->changed);
+	while (!e->unblocked && !e->closing)
+		pthread_cond_wait(&e->changed, &e->mu);
+	e->blocked--;
+	pthread_mutex_unlock(&e->mu);
+	ptth_response_send(res, 200, "text/plain; charset=utf-8", "bar", 3);
+}
+
+/* Waits until n /block handlers are waiting. Returns 0 or -ETIMEDOUT. */
+static int
+env_wait_blocked(struct env *e, int n)
+{
+	struct timespec deadline = deadline_in(IO_TIMEOUT_MS);
+	int rc = 0;
+
+	pthread_mutex_lock(&e->mu);
+	while (e->blocked < n && rc == 0)
+		rc = pthread_cond_timedwait(&e->changed, &e->mu, &deadline);
+	rc = e->blocked >= n ? 0 : -ETIMEDOUT;
+	pthread_mutex_unlock(&e->mu);
+	return rc;
+}
+
+static void
+env_unblock(struct env *e)
+{
+	pthread_mutex_lock(&e->mu);
+	e->unblocked = true;
+	pthread_cond_broadcast(&e->changed);
+	pthread_mutex_unlock(&e->mu);
+}
+
+/* GET /status?code=N: that status; 204 and 304 with an empty body. */
+static void
+route_status(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	long long code = query_number(ptth_request_query(req), "code", 200);
+	char body[64];
+	int len;
+
+	(void)arg;
+	if (code < 200 || code > 999)
+		code = 400;
+	len = snprintf(body, sizeof body, "status %lld\n", code);
+	if (code == 204 || code == 304)
+		len = 0;
+	ptth_response_send(res, (int)code, "text/plain; charset=utf-8", body, (size_t)len);
+}
+
+/* GET /reset: RST_STREAM instead of an answer. */
+static void
+route_reset(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	(void)req;
+	(void)arg;
+	ptth_response_reset(res);
+}
+
+/* GET /trailers: "body\n", then the trailer x-checksum: 12345. */
+static void
+route_trailers(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	(void)req;
+	(void)arg;
+	ptth_response_add_header(res, "content-type", "text/plain; charset=utf-8");
+	ptth_response_add_header(res, "trailer", "x-checksum");
+	ptth_response_write(res, "body\n", 5);
+	ptth_response_add_trailer(res, "x-checksum", "12345");
+}
+
+/* Starts the in-process backend and waits until the router lists its
+ * tunnel. Returns 0 or a negative code. */
+static int
+env_start_backend(struct env *e)
+{
+	static const struct {
+		const char *path;
+		ptth_handler_fn fn;
+	} routes[] = {
+		{ "/foo", route_foo }, { "/echo", route_echo }, { "/bytes", route_bytes },
+		{ "/headers", route_headers }, { "/sleep", route_sleep },
+		{ "/status", route_status }, { "/reset", route_reset },
+		{ "/trailers", route_trailers }, { "/block", route_block },
+	};
+	struct ptth_backend_options bo;
+	char addr[64];
+	int before = ptth_router_tunnel_count(e->router);
+	int rc;
+
+	e->mux = ptth_mux_new();
+	if (e->mux == NULL)
+		return -ENOMEM;
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
+		if ((rc = ptth_mux_handle(e->mux, routes[i].path, routes[i].fn, e)) < 0)
+			return rc;
+	snprintf(addr, sizeof addr, "127.0.0.1:%d", e->tunnel_port);
+	ptth_backend_options_init(&bo);
+	bo.router_addr = addr;
+	bo.drain_timeout_ms = 1000; /* a stuck stream must not hold up teardown */
+	bo.handler = ptth_mux_serve;
+	bo.handler_arg = e->mux;
+	e->backend = ptth_backend_new(&bo);
+	if (e->backend == NULL)
+		return -ENOMEM;
+	rc = ptth_backend_start(e->backend);
+	if (rc < 0)
+		return rc;
+	return ptth_router_wait_tunnels(e->router, before + 1, IO_TIMEOUT_MS);
+}
+
+/* The usual start: a router with o (NULL: the defaults) and the
+ * in-process backend. */
+static void
+env_start(struct env *e, const struct ptth_router_options *o)
+{
+	struct ptth_router_options def;
+
+	if (o == NULL) {
+		env_options(&def);
+		o = &def;
+	}
+	assert_int_equal(env_start_router(e, o), 0);
+	assert_int_equal(env_start_backend(e), 0);
+}
+
+/* ---------------------------------------------------------------------
+ * Raw connections. Every read is bounded by SO_RCVTIMEO.
+ */
+
+struct conn {
+	int fd;
+	size_t off, len;          /* unread bytes are buf[off..len) */
+	char buf[16 * 1024];
+};
+
+/* Connects a TCP socket to 127.0.0.1:port with IO_TIMEOUT_MS send and
+ * receive timeouts and Nagle off (so byte-by-byte sends leave one by
+ * one). Returns the socket or a negative code. */
+static int
+dial_loopback(int port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
+	struct timeval tv = { IO_TIMEOUT_MS / 1000, 0 };
+	int one = 1;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+static int
+conn_open(struct conn *c, int port)
+{
+	c->off = c->len = 0;
+	c->fd = dial_loopback(port);
+	return c->fd < 0 ? c->fd : 0;
+}
+
+static void
+conn_close(struct conn *c)
+{
+	if (c->fd >= 0)
+		close(c->fd);
+	c->fd = -1;
+}
+
+/* Sends all of data. Returns 0 or a negative code. */
+static int
+send_all(int fd, const void *data, size_t len)
+{
+	const char *p = data;
+
+	while (len > 0) {
+		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return errno == EAGAIN ? -ETIMEDOUT : -errno;
+		p += n;
+		len -= (size_t)n;
+	}
+	return 0;
+}
+
+static int
+conn_send(struct conn *c, const char *s)
+{
+	return send_all(c->fd, s, strlen(s));
+}
+
+/* Waits up to ms for the router to send something or close.
+ * Returns true when there is something to read. */
+static bool
+conn_wait_readable(struct conn *c, int ms)
+{
+	struct pollfd p = { .fd = c->fd, .events = POLLIN };
+
+	if (c->off < c->len)
+		return true;
+	while (poll(&p, 1, ms) < 0)
+		if (errno != EINTR)
+			return false;
+	return p.revents != 0;
+}
+
+/* Sends s one byte per send(), as a slow or odd client would. Stops
+ * early, without error, once the router has answered or closed: that is
+ * allowed as soon as it has seen enough. Returns 0 or a negative code. */
+static int
+conn_send_bytewise(struct conn *c, const char *s)
+{
+	for (size_t i = 0; s[i] != '\0'; i++) {
+		if (conn_wait_readable(c, 0))
+			return 0;
+		int rc = send_all(c->fd, s + i, 1);
+		if (rc == -EPIPE || rc == -ECONNRESET)
+			return 0; /* closed: its answer is waiting to be read */
+		if (rc < 0)
+			return rc;
+	}
+	return 0;
+}
+
+/* Sends s whole or byte by byte. */
+static int
+conn_send_as(struct conn *c, const char *s, bool bytewise)
+{
+	return bytewise ? conn_send_bytewise(c, s) : conn_send(c, s);
+}
+
+/* Reads more bytes after the unread ones. Returns the count, 0 at the
+ * end of the stream, -ETIMEDOUT when nothing came in time, or another
+ * negative code (-ECONNRESET when the router reset the connection). */
+static ssize_t
+conn_fill(struct conn *c)
+{
+	ssize_t n;
+
+	if (c->off > 0) {
+		memmove(c->buf, c->buf + c->off, c->len - c->off);
+		c->len -= c->off;
+		c->off = 0;
+	}
+	if (c->len == sizeof c->buf)
+		return -ENOBUFS;
+	do
+		n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
+	while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK) ? -ETIMEDOUT : -errno;
+	c->len += (size_t)n;
+	return n;
+}
+
+/* Reads one line into line (without its CR LF, cut to fit). Returns its
+ * length, -ECONNRESET when the connection ended first, or another
+ * negative code. */
+static ssize_t
+conn_read_line(struct conn *c, char *line, size_t size)
+{
+	for (;;) {
+		char *nl = memchr(c->buf + c->off, '\n', c->len - c->off);
+		if (nl != NULL) {
+			size_t n = (size_t)(nl - (c->buf + c->off));
+			size_t keep = n;
+			if (keep > 0 && c->buf[c->off + keep - 1] == '\r')
+				keep--;
+			if (keep >= size)
+				keep = size - 1;
+			memcpy(line, c->buf + c->off, keep);
+			line[keep] = '\0';
+			c->off += n + 1;
+			return (ssize_t)keep;
+		}
+		ssize_t r = conn_fill(c);
+		if (r == 0)
+			return -ECONNRESET;
+		if (r < 0)
+			return r;
+	}
+}
+
+/* Points *data at up to max unread bytes, reading when there are none.
+ * Returns the count, 0 at the end of the stream, or a negative code. */
+static ssize_t
+conn_take(struct conn *c, size_t max, const char **data)
+{
+	size_t n;
+
+	if (c->off == c->len) {
+		ssize_t r = conn_fill(c);
+		if (r <= 0)
+			return r;
+	}
+	n = c->len - c->off;
+	if (n > max)
+		n = max;
+	*data = c->buf + c->off;
+	c->off += n;
+	return (ssize_t)n;
+}
+
+/* Checks that the router closes the connection next, sending nothing
+ * more. A reset counts as a close too (the router may close with our
+ * unread bytes in its buffer). NULL, or what happened instead. */
+static const char *
+conn_expect_close(struct conn *c)
+{
+	ssize_t n;
+
+	if (c->off < c->len)
+		return problem("%zu unexpected bytes after the response: \"%.60s\"",
+		               c->len - c->off, c->buf + c->off);
+	n = conn_fill(c);
+	if (n == 0 || n == -ECONNRESET)
+		return NULL;
+	if (n > 0)
+		return problem("unexpected bytes instead of a close: \"%.60s\"", c->buf);
+	return problem("the connection was not closed: %s", strerror((int)-n));
+}
+
+/* ---------------------------------------------------------------------
+ * HTTP/1.1 responses, as a strict client reads them.
+ */
+
+enum framing { FRAMING_NONE, FRAMING_LENGTH, FRAMING_CHUNKED, FRAMING_CLOSE };
+
+struct field {
+	char name[64];
+	char value[512];
+};
+
+struct response {
+	int status;                     /* from the status line */
+	int minor;                      /* HTTP/1.x of the status line */
+	int nfields, ntrailers;
+	struct field fields[48];
+	struct field trailers[8];
+	enum framing framing;
+	long long length;               /* Content-Length, or -1 */
+	char body[BODY_KEEP + 1];       /* the first BODY_KEEP bytes, NUL-terminated */
+	size_t body_len;
+	unsigned long long body_total;  /* every body byte received */
+	bool complete;                  /* the body ended as its framing says */
+	bool eof;                       /* the connection ended while reading it */
+};
+
+/* The value of the first field called name, or NULL. */
+static const char *
+field_get(const struct field *fields, int n, const char *name)
+{
+	for (int i = 0; i < n; i++)
+		if (strcasecmp(fields[i].name, name) == 0)
+			return fields[i].value;
+	return NULL;
+}
+
+static const char *
+resp_field(const struct response *r, const char *name)
+{
+	return field_get(r->fields, r->nfields, name);
+}
+
+/* Reads "name: value" lines up to the empty line. Returns 0 or a
+ * negative code (-EPROTO for a line that is no field). */
+static int
+read_fields(struct conn *c, struct field *fields, int *n, int max)
+{
+	char line[1024];
+
+	for (;;) {
+		ssize_t len = conn_read_line(c, line, sizeof line);
+		if (len < 0)
+			return (int)len;
+		if (len == 0)
+			return 0;
+		char *colon = strchr(line, ':');
+		if (colon == NULL)
+			return -EPROTO;
+		if (*n == max)
+			continue;
+		*colon = '\0';
+		char *value = colon + 1;
+		while (*value == ' ' || *value == '\t')
+			value++;
+		snprintf(fields[*n].name, sizeof fields[*n].name, "%.63s", line);
+		snprintf(fields[*n].value, sizeof fields[*n].value, "%.511s", value);
+		(*n)++;
+	}
+}
+
+/* Reads a status line and fields, and works out how the body is
+ * delimited (RFC 9112 section 6.3). An interim 1xx head is returned as
+ * it is. Returns 0 or a negative code. */
+static int
+read_head(struct conn *c, struct response *r, bool head_request)
+{
+	char line[1024];
+	ssize_t n;
+	int rc;
+
+	memset(r, 0, sizeof *r);
+	r->length = -1;
+	n = conn_read_line(c, line, sizeof line);
+	if (n < 0)
+		return (int)n;
+	if (sscanf(line, "HTTP/1.%d %d", &r->minor, &r->status) != 2)
+		return -EPROTO;
+	rc = read_fields(c, r->fields, &r->nfields, 48);
+	if (rc < 0)
+		return rc;
+	const char *te = resp_field(r, "transfer-encoding");
+	const char *cl = resp_field(r, "content-length");
+	if (head_request || r->status < 200 || r->status == 204 || r->status == 304) {
+		r->framing = FRAMING_NONE;
+		r->complete = true;
+	} else if (te != NULL && strcasestr(te, "chunked") != NULL) {
+		r->framing = FRAMING_CHUNKED;
+	} else if (cl != NULL) {
+		r->framing = FRAMING_LENGTH;
+		r->length = strtoll(cl, NULL, 10);
+	} else {
+		r->framing = FRAMING_CLOSE;
+	}
+	return 0;
+}
+
+static void
+body_keep(struct response *r, const char *data, size_t n)
+{
+	size_t room = BODY_KEEP - r->body_len;
+	size_t keep = n < room ? n : room;
+
+	memcpy(r->body + r->body_len, data, keep);
+	r->body_len += keep;
+	r->body[r->body_len] = '\0';
+	r->body_total += n;
+}
+
+/* A read inside a body failed with rc: the end of the connection is an
+ * answer (a cut body), anything else an error. */
+static int
+body_cut(struct response *r, ssize_t rc)
+{
+	if (rc == 0 || rc == -ECONNRESET) {
+		r->eof = true;
+		return 0;
+	}
+	return (int)rc;
+}
+
+/* Reads n body bytes. */
+static int
+read_body_bytes(struct conn *c, struct response *r, unsigned long long n)
+{
+	while (n > 0) {
+		const char *data = NULL;
+		ssize_t got = conn_take(c, n > SIZE_MAX ? SIZE_MAX : (size_t)n, &data);
+		if (got <= 0)
+			return body_cut(r, got);
+		body_keep(r, data, (size_t)got);
+		n -= (unsigned long long)got;
+	}
+	return 0;
+}
+
+/* Reads a chunked body and its trailers (RFC 9112 section 7.1). */
+static int
+read_body_chunked(struct conn *c, struct response *r)
+{
+	char line[256];
+
+	for (;;) {
+		ssize_t n = conn_read_line(c, line, sizeof line);
+		if (n < 0)
+			return body_cut(r, n);
+		char *end;
+		unsigned long long size = strtoull(line, &end, 16);
+		if (end == line)
+			return -EPROTO;
+		if (size == 0) {
+			int rc = read_fields(c, r->trailers, &r->ntrailers, 8);
+			if (rc < 0)
+				return body_cut(r, rc);
+			r->complete = true;
+			return 0;
+		}
+		unsigned long long before = r->body_total;
+		int rc = read_body_bytes(c, r, size);
+		if (rc < 0 || r->eof || r->body_total - before < size)
+			return rc;
+		n = conn_read_line(c, line, sizeof line);
+		if (n < 0)
+			return body_cut(r, n);
+		if (n != 0)
+			return -EPROTO;
+	}
+}
+
+/* Reads the body that read_head() announced. Returns 0 when it ended
+ * (complete, or cut by the end of the connection: see r->complete and
+ * r->eof), or a negative code such as -ETIMEDOUT. */
+static int
+read_body(struct conn *c, struct response *r)
+{
+	int rc;
+
+	switch (r->framing) {
+	case FRAMING_NONE:
+		return 0;
+	case FRAMING_LENGTH:
+		rc = read_body_bytes(c, r, (unsigned long long)r->length);
+		r->complete = rc == 0 && !r->eof;
+		return rc;
+	case FRAMING_CHUNKED:
+		return read_body_chunked(c, r);
+	case FRAMING_CLOSE:
+		rc = read_body_bytes(c, r, ULLONG_MAX);
+		r->complete = rc == 0 && r->eof;
+		return rc;
+	}
+	return -EINVAL;
+}
+
+/* Reads one final response, skipping interim 1xx ones. */
+static int
+read_response(struct conn *c, struct response *r, bool head_request)
+{
+	int rc;
+
+	do
+		rc = read_head(c, r, head_request);
+	while (rc == 0 && r->status >= 100 && r->status < 200);
+	return rc < 0 ? rc : read_body(c, r);
+}
+
+/* Checks one whole response: status and, unless NULL, body. */
+static const char *
+check_response(const struct response *r, int status, const char *body)
+{
+	if (r->status != status)
+		return problem("expected status %d, got %d (body \"%.80s\")", status, r->status,
+		               r->body);
+	if (!r->complete)
+		return problem("the %d response body was cut short after %llu bytes", status,
+		               r->body_total);
+	if (body != NULL && strcmp(r->body, body) != 0)
+		return problem("expected body \"%s\", got \"%.80s\"", body, r->body);
+	return NULL;
+}
+
+/* Sends request on a new connection and reads the one response to it,
+ * leaving the connection open in c. NULL, or what went wrong. */
+static const char *
+ask_on(struct env *e, struct conn *c, const char *request, bool bytewise,
+       struct response *r)
+{
+	char what[80];
+	int rc = conn_open(c, e->http_port);
+
+	first_line(request, what, sizeof what);
+	if (rc < 0)
+		return problem("%s: connect: %s", what, strerror(-rc));
+	rc = conn_send_as(c, request, bytewise);
+	if (rc == 0)
+		rc = read_response(c, r, strncmp(request, "HEAD ", 5) == 0);
+	if (rc < 0)
+		return problem("%s%s: no response: %s", what, bytewise ? " byte by byte" : "",
+		               strerror(-rc));
+	return NULL;
+}
+
+/* ask_on() on a connection of its own, closed afterwards. */
+static const char *
+ask(struct env *e, const char *request, struct response *r)
+{
+	struct conn c;
+	const char *why = ask_on(e, &c, request, false, r);
+
+	conn_close(&c);
+	return why;
+}
+
+/* Sends request (whole or byte by byte) and expects the router to answer
+ * status with "Connection: close" and a one-line text body, then to
+ * close the connection. NULL, or what went wrong. */
+static const char *
+rejected_then_closed(struct env *e, const char *request, bool bytewise, int status)
+{
+	static struct response r;
+	struct conn c;
+	char what[80], detail[1024];
+	const char *why = ask_on(e, &c, request, bytewise, &r);
+	const char *connection = resp_field(&r, "connection");
+
+	if (why != NULL) {
+		conn_close(&c);
+		return why;
+	}
+	why = check_response(&r, status, NULL);
+	if (why == NULL && (connection == NULL || strcasecmp(connection, "close") != 0))
+		why = "no \"Connection: close\" in the answer";
+	else if (why == NULL && (r.body_len == 0 || r.body[r.body_len - 1] != '\n'))
+		why = "the body is not one line of text";
+	else if (why == NULL)
+		why = conn_expect_close(&c);
+	conn_close(&c);
+	if (why == NULL)
+		return NULL;
+	snprintf(detail, sizeof detail, "%s", why);
+	return problem("%s%s, expecting %d then a close: %s",
+	               first_line(request, what, sizeof what), bytewise ? " byte by byte" : "",
+	               status, detail);
+}
+
+/* rejected_then_closed() both ways: one write, then byte by byte. */
+static const char *
+rejected_both_ways(struct env *e, const char *request, int status)
+{
+	const char *why = rejected_then_closed(e, request, false, status);
+
+	return why != NULL ? why : rejected_then_closed(e, request, true, status);
+}
+
+/* ---------------------------------------------------------------------
+ * Well-behaved clients: libcurl and the curl program.
+ */
+
+struct sink {
+	char *buf;                /* NULL: count only */
+	size_t cap, len;
+};
+
+/* Implements CURLOPT_WRITEFUNCTION: keeps what fits. */
+static size_t
+sink_write(char *data, size_t size, size_t nmemb, void *arg)
+{
+	struct sink *s = arg;
+	size_t n = size * nmemb;
+	size_t room = s->buf != NULL && s->cap > s->len + 1 ? s->cap - s->len - 1 : 0;
+	size_t keep = n < room ? n : room;
+
+	if (keep > 0) {
+		memcpy(s->buf + s->len, data, keep);
+		s->buf[s->len + keep] = '\0';
+	}
+	s->len += keep;
+	return n;
+}
+
+struct upload {
+	const char *data;
+	size_t len, off;
+};
+
+/* Implements CURLOPT_READFUNCTION: hands out the body in pieces. */
+static size_t
+upload_read(char *buf, size_t size, size_t nmemb, void *arg)
+{
+	struct upload *u = arg;
+	size_t n = size * nmemb;
+
+	if (n > u->len - u->off)
+		n = u->len - u->off;
+	memcpy(buf, u->data + u->off, n);
+	u->off += n;
+	return n;
+}
+
+/* GET (data NULL) or POST (data, len; chunked or with a Content-Length,
+ * never with Expect) path through libcurl. Returns its result. */
+static CURLcode
+curl_request(struct env *e, const char *path, const char *data, size_t len, bool chunked,
+             long *status, struct sink *s)
+{
+	struct upload u = { data, len, 0 };
+	struct curl_slist *fields = NULL;
+	char url[256];
+	CURL *c = curl_easy_init();
+	CURLcode rc;
+
+	if (c == NULL)
+		return CURLE_FAILED_INIT;
+	snprintf(url, sizeof url, "http://127.0.0.1:%d%s", e->http_port, path);
+	curl_easy_setopt(c, CURLOPT_URL, url);
+	curl_easy_setopt(c, CURLOPT_NOPROXY, "*");
+	curl_easy_setopt(c, CURLOPT_NOSIGNAL, 1L);
+	curl_easy_setopt(c, CURLOPT_TIMEOUT_MS, (long)IO_TIMEOUT_MS);
+	curl_easy_setopt(c, CURLOPT_WRITEFUNCTION, sink_write);
+	curl_easy_setopt(c, CURLOPT_WRITEDATA, s);
+	if (data != NULL) {
+		fields = curl_slist_append(fields, "Expect:");
+		if (chunked)
+			fields = curl_slist_append(fields, "Transfer-Encoding: chunked");
+		else
+			curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
+		curl_easy_setopt(c, CURLOPT_POST, 1L);
+		curl_easy_setopt(c, CURLOPT_READFUNCTION, upload_read);
+		curl_easy_setopt(c, CURLOPT_READDATA, &u);
+		curl_easy_setopt(c, CURLOPT_HTTPHEADER, fields);
+	}
+	rc = curl_easy_perform(c);
+	*status = 0;
+	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, status);
+	curl_easy_cleanup(c);
+	curl_slist_free_all(fields);
+	return rc;
+}
+
+/* The check every test ends with: GET /foo on a fresh connection is
+ * answered 200 "bar". NULL, or what happened instead. */
+static const char *
+still_serves(struct env *e)
+{
+	char body[64] = "";
+	struct sink s = { body, sizeof body, 0 };
+	long status;
+	CURLcode rc = curl_request(e, "/foo", NULL, 0, false, &status, &s);
+
+	if (rc != CURLE_OK)
+		return problem("afterwards, GET /foo failed: %s", curl_easy_strerror(rc));
+	if (status != 200 || strcmp(body, "bar") != 0)
+		return problem("afterwards, GET /foo gave %ld \"%s\"", status, body);
+	return NULL;
+}
+
+/* Runs the curl program with args (NULL-terminated, after the options
+ * every run gets) and keeps its standard output in out. Returns its exit
+ * status, or a negative code. */
+static int
+run_curl(const char *const args[], char *out, size_t cap)
+{
+	const char *argv[32] = { "curl", "--silent", "--show-error", "--max-time", "10",
+	                         "--noproxy", "*" };
+	size_t argc = 7, len = 0;
+	int p[2], status;
+	pid_t pid;
+
+	for (size_t i = 0; args[i] != NULL && argc < 31; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid == 0) {
+		dup2(p[1], STDOUT_FILENO);
+		execvp("curl", (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		return -errno;
+	}
+	for (;;) {
+		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+		if (poll(&pfd, 1, 2 * IO_TIMEOUT_MS) <= 0)
+			break; /* curl's own --max-time ends it first */
+		ssize_t n = read(p[0], out + len, cap - 1 - len);
+		if (n <= 0)
+			break;
+		len += (size_t)n;
+		if (len == cap - 1)
+			break;
+	}
+	out[len] = '\0';
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -ECHILD;
+}
+
+/* ---------------------------------------------------------------------
+ * The bin/backend process, for faults only a dying process makes.
+ */
+
+/* Starts PTTH_BIN_DIR/backend dialled to the router (not quiet: its
+ * "handling: PATH" lines on stderr tell when a request reached it) and
+ * waits for its tunnel. Returns 0 or a negative code. */
+static int
+child_start(struct env *e)
+{
+	const char *dir = getenv("PTTH_BIN_DIR");
+	char path[512], addr[64];
+	int before = ptth_router_tunnel_count(e->router);
+	int p[2];
+	pid_t pid;
+
+	snprintf(path, sizeof path, "%s/backend", dir != NULL && dir[0] ? dir : "bin");
+	snprintf(addr, sizeof addr, "127.0.0.1:%d", e->tunnel_port);
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid == 0) {
+		dup2(p[1], STDERR_FILENO);
+		execl(path, path, "--router", addr, (char *)NULL);
+		_exit(127);
+	}
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		return -errno;
+	}
+	e->child = pid;
+	e->child_err = p[0];
+	e->child_log_len = 0;
+	return ptth_router_wait_tunnels(e->router, before + 1, IO_TIMEOUT_MS);
+}
+
+/* Reads the child's stderr until needle appears in it.
+ * Returns 0, -ETIMEDOUT, or -EPIPE when the child closed it first. */
+static int
+child_wait_log(struct env *e, const char *needle)
+{
+	long long deadline = now_ms() + IO_TIMEOUT_MS;
+
+	for (;;) {
+		e->child_log[e->child_log_len] = '\0';
+		if (strstr(e->child_log, needle) != NULL)
+			return 0;
+		long long left = deadline - now_ms();
+		struct pollfd p = { .fd = e->child_err, .events = POLLIN };
+		if (left <= 0 || poll(&p, 1, (int)left) == 0)
+			return -ETIMEDOUT;
+		if (e->child_log_len > sizeof e->child_log / 2) {
+			size_t keep = sizeof e->child_log / 4;
+			memmove(e->child_log, e->child_log + e->child_log_len - keep, keep);
+			e->child_log_len = keep;
+		}
+		ssize_t n = read(e->child_err, e->child_log + e->child_log_len,
+		                 sizeof e->child_log - 1 - e->child_log_len);
+		if (n <= 0)
+			return -EPIPE;
+		e->child_log_len += (size_t)n;
+	}
+}
+
+/* Kills the child with SIGKILL and reaps it. Returns its wait status,
+ * or -1 when there was none. */
+static int
+child_kill(struct env *e)
+{
+	int status = -1;
+
+	if (e->child > 0) {
+		kill(e->child, SIGKILL);
+		while (waitpid(e->child, &status, 0) < 0 && errno == EINTR)
+			;
+		e->child = 0;
+	}
+	if (e->child_err >= 0)
+		close(e->child_err);
+	e->child_err = -1;
+	return status;
+}
+
+/* ---------------------------------------------------------------------
+ * A hand-made HTTP/2 backend on a tunnel: an nghttp2 server session on
+ * a thread of its own. It advertises the MAX_CONCURRENT_STREAMS it is
+ * given, answers every request 200 "bar", except:
+ *   /hold...   kept unanswered until fake_release();
+ *   /break...  a head without Content-Length and "hello", then the
+ *              tunnel is closed (FIN) with the stream still open.
+ * It records SETTINGS ACKs, request heads and RST_STREAM frames.
+ */
+
+enum fake_event { FAKE_SETTINGS_ACKED, FAKE_REQUESTS, FAKE_RESETS };
+
+struct fake {
+	/* Set before the thread starts; the fake thread's alone afterwards
+	 * (the test thread reads fd and session again only after joining): */
+	int fd;
+	int wake_fd;                 /* eventfd: a command is waiting */
+	nghttp2_session *session;
+	pthread_t thread;
+	bool close_after_flush;      /* /break: hang up once written */
+	bool break_sent;
+	char paths[FAKE_SLOTS][128]; /* :path of stream id, by (id / 2) % FAKE_SLOTS */
+	int32_t held[FAKE_SLOTS];
+	int held_count;
+
+	pthread_mutex_t mu;          /* taken alone, never across nghttp2 or I/O */
+	pthread_cond_t changed;      /* CLOCK_MONOTONIC */
+	/* guarded by mu: */
+	int settings_acked, requests, resets;
+	int32_t last_request, last_reset;
+	uint32_t last_reset_code;
+	bool hold, release, stop;
+};
+
+#define FAKE_NV(n, v) \
+	{ (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, NGHTTP2_NV_FLAG_NONE }
+
+static char *
+fake_path(struct fake *f, int32_t stream_id)
+{
+	return f->paths[(stream_id / 2) % FAKE_SLOTS];
+}
+
+/* Implements nghttp2_data_source_read_callback. We use it to send "bar"
+ * and end the stream. */
+static ssize_t
+fake_bar_read_callback(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                       size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+                       void *user_data)
+{
+	(void)session;
+	(void)stream_id;
+	(void)length; /* always at least 16 KiB */
+	(void)source;
+	(void)user_data;
+	memcpy(buf, "bar", 3);
+	*data_flags |= NGHTTP2_DATA_FLAG_EOF;
+	return 3;
+}
+
+/* Implements nghttp2_data_source_read_callback. We use it to send
+ * "hello" once and then nothing: the stream never ends. */
+static ssize_t
+fake_break_read_callback(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                         size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+                         void *user_data)
+{
+	struct fake *f = user_data;
+
+	(void)session;
+	(void)stream_id;
+	(void)length;
+	(void)data_flags;
+	(void)source;
+	if (f->break_sent)
+		return NGHTTP2_ERR_DEFERRED;
+	f->break_sent = true;
+	memcpy(buf, "hello", 5);
+	return 5;
+}
+
+static void
+fake_answer(struct fake *f, int32_t stream_id)
+{
+	nghttp2_nv nv[] = { FAKE_NV(":status", "200"), FAKE_NV("content-type", "text/plain"),
+	                    FAKE_NV("content-length", "3") };
+	nghttp2_data_provider body = { .read_callback = fake_bar_read_callback };
+
+	/* Fails harmlessly for a stream the router already reset. */
+	nghttp2_submit_response(f->session, stream_id, nv, 3, &body);
+}
+
+static void
+fake_answer_break(struct fake *f, int32_t stream_id)
+{
+	nghttp2_nv nv[] = { FAKE_NV(":status", "200"), FAKE_NV("content-type", "text/plain") };
+	nghttp2_data_provider body = { .read_callback = fake_break_read_callback };
+
+	nghttp2_submit_response(f->session, stream_id, nv, 2, &body);
+	f->close_after_flush = true;
+}
+
+/* A complete request head arrived: count it, then answer, hold or break. */
+static void
+fake_on_request(struct fake *f, int32_t stream_id)
+{
+	const char *path = fake_path(f, stream_id);
+	bool hold;
+
+	pthread_mutex_lock(&f->mu);
+	f->requests++;
+	f->last_request = stream_id;
+	hold = f->hold;
+	pthread_cond_broadcast(&f->changed);
+	pthread_mutex_unlock(&f->mu);
+	if (strncmp(path, "/break", 6) == 0)
+		fake_answer_break(f, stream_id);
+	else if (hold && strncmp(path, "/hold", 5) == 0 && f->held_count < FAKE_SLOTS)
+		f->held[f->held_count++] = stream_id;
+	else
+		fake_answer(f, stream_id);
+}
+
+/* Implements nghttp2_on_begin_headers_callback. We use it to forget the
+ * path of an earlier stream that had the same slot. */
+static int
+fake_on_begin_headers_callback(nghttp2_session *session, const nghttp2_frame *frame,
+                               void *user_data)
+{
+	(void)session;
+	fake_path(user_data, frame->hd.stream_id)[0] = '\0';
+	return 0;
+}
+
+/* Implements nghttp2_on_header_callback. We use it to keep :path. */
+static int
+fake_on_header_callback(nghttp2_session *session, const nghttp2_frame *frame,
+                        const uint8_t *name, size_t namelen, const uint8_t *value,
+                        size_t valuelen, uint8_t flags, void *user_data)
+{
+	(void)session;
+	(void)flags;
+	if (namelen == 5 && memcmp(name, ":path", 5) == 0)
+		snprintf(fake_path(user_data, frame->hd.stream_id), 128, "%.*s", (int)valuelen,
+		         (const char *)value);
+	return 0;
+}
+
+/* Implements nghttp2_on_frame_recv_callback. We use it to record
+ * SETTINGS ACKs and resets, and to act on complete request heads. */
+static int
+fake_on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame,
+                            void *user_data)
+{
+	struct fake *f = user_data;
+
+	(void)session;
+	if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+		fake_on_request(f, frame->hd.stream_id);
+		return 0;
+	}
+	pthread_mutex_lock(&f->mu);
+	if (frame->hd.type == NGHTTP2_SETTINGS && (frame->hd.flags & NGHTTP2_FLAG_ACK)) {
+		f->settings_acked++;
+	} else if (frame->hd.type == NGHTTP2_RST_STREAM) {
+		f->resets++;
+		f->last_reset = frame->hd.stream_id;
+		f->last_reset_code = frame->rst_stream.error_code;
+	}
+	pthread_cond_broadcast(&f->changed);
+	pthread_mutex_unlock(&f->mu);
+	return 0;
+}
+
+/* Writes everything the session wants to send. Returns 0 or -1. */
+static int
+fake_flush(struct fake *f)
+{
+	const uint8_t *data;
+	ssize_t n;
+
+	while ((n = nghttp2_session_mem_send(f->session, &data)) > 0)
+		if (send_all(f->fd, data, (size_t)n) < 0)
+			return -1;
+	return n < 0 ? -1 : 0;
+}
+
+/* Acts on the commands of the test thread. Returns -1 to stop. */
+static int
+fake_take_commands(struct fake *f)
+{
+	uint64_t count;
+	bool stop, release;
+
+	if (read(f->wake_fd, &count, sizeof count) < 0)
+		return -1;
+	pthread_mutex_lock(&f->mu);
+	stop = f->stop;
+	release = f->release;
+	f->release = false;
+	if (release)
+		f->hold = false;
+	pthread_mutex_unlock(&f->mu);
+	if (stop)
+		return -1;
+	for (int i = 0; release && i < f->held_count; i++)
+		fake_answer(f, f->held[i]);
+	if (release)
+		f->held_count = 0;
+	return 0;
+}
+
+/* Closes the sending side, as a backend that dies after writing does,
+ * then waits for the router to close its side. */
+static void
+fake_hang_up(struct fake *f)
+{
+	char buf[4096];
+
+	shutdown(f->fd, SHUT_WR);
+	while (recv(f->fd, buf, sizeof buf, 0) > 0)
+		;
+}
+
+/* The fake backend's thread: the only one that touches its session. */
+static void *
+fake_thread_main(void *arg)
+{
+	struct fake *f = arg;
+	uint8_t buf[16384];
+
+	pthread_setname_np(pthread_self(), "test-fake-h2");
+	for (;;) {
+		if (fake_flush(f) < 0)
+			break;
+		if (f->close_after_flush) {
+			fake_hang_up(f);
+			break;
+		}
+		struct pollfd p[2] = { { .fd = f->fd, .events = POLLIN },
+		                       { .fd = f->wake_fd, .events = POLLIN } };
+		if (poll(p, 2, -1) < 0) {
+			if (errno == EINTR)
+				continue;
+			break;
+		}
+		if ((p[1].revents & POLLIN) && fake_take_commands(f) < 0)
+			break;
+		if (p[0].revents != 0) {
+			ssize_t n = recv(f->fd, buf, sizeof buf, 0);
+			if (n <= 0 || nghttp2_session_mem_recv(f->session, buf, (size_t)n) < 0)
+				break;
+		}
+	}
+	close(f->fd);
+	f->fd = -1;
+	return NULL;
+}
+
+/* Creates the server session with our callbacks and queues SETTINGS. */
+static int
+fake_session_new(struct fake *f, uint32_t max_streams)
+{
+	nghttp2_session_callbacks *cbs;
+	nghttp2_settings_entry settings[] = {
+		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams },
+	};
+	int rc;
+
+	if (nghttp2_session_callbacks_new(&cbs) != 0)
+		return -ENOMEM;
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, fake_on_begin_headers_callback);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, fake_on_header_callback);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, fake_on_frame_recv_callback);
+	rc = nghttp2_session_server_new(&f->session, cbs, f);
+	nghttp2_session_callbacks_del(cbs);
+	if (rc != 0)
+		return -ENOMEM;
+	if (nghttp2_submit_settings(f->session, NGHTTP2_FLAG_NONE, settings, 1) != 0)
+		return -EPROTO;
+	return 0;
+}
+
+/* Dials the router's tunnel port as a backend would and starts serving
+ * with max_streams concurrent streams allowed. /hold requests are held
+ * from the start. Returns the fake (also kept in e->fake) or NULL. */
+static struct fake *
+fake_start(struct env *e, uint32_t max_streams)
+{
+	struct fake *f = calloc(1, sizeof *f);
+
+	if (f == NULL)
+		return NULL;
+	f->fd = dial_loopback(e->tunnel_port);
+	f->wake_fd = eventfd(0, EFD_CLOEXEC);
+	pthread_mutex_init(&f->mu, NULL);
+	cond_init_monotonic(&f->changed);
+	f->hold = true;
+	if (f->fd < 0 || f->wake_fd < 0 || fake_session_new(f, max_streams) < 0 ||
+	    pthread_create(&f->thread, NULL, fake_thread_main, f) != 0)
+		goto out_free;
+	e->fake = f;
+	return f;
+out_free:
+	if (f->session != NULL)
+		nghttp2_session_del(f->session);
+	if (f->fd >= 0)
+		close(f->fd);
+	if (f->wake_fd >= 0)
+		close(f->wake_fd);
+	pthread_cond_destroy(&f->changed);
+	pthread_mutex_destroy(&f->mu);
+	free(f);
+	return NULL;
+}
+
+static void
+fake_wake(struct fake *f)
+{
+	uint64_t one = 1;
+
+	if (write(f->wake_fd, &one, sizeof one) < 0)
+		abort(); /* an eventfd write only fails on overflow */
+}
+
+/* Answers the held streams and holds no more. */
+static void
+fake_release(struct fake *f)
+{
+	pthread_mutex_lock(&f->mu);
+	f->release = true;
+	pthread_mutex_unlock(&f->mu);
+	fake_wake(f);
+}
+
+static int
+fake_count_locked(const struct fake *f, enum fake_event ev)
+{
+	switch (ev) {
+	case FAKE_SETTINGS_ACKED: return f->settings_acked;
+	case FAKE_REQUESTS: return f->requests;
+	case FAKE_RESETS: return f->resets;
+	}
+	return 0;
+}
+
+/* Waits until ev happened n times. Returns 0 or -ETIMEDOUT. */
+static int
+fake_wait(struct fake *f, enum fake_event ev, int n)
+{
+	struct timespec deadline = deadline_in(IO_TIMEOUT_MS);
+	int rc = 0;
+
+	pthread_mutex_lock(&f->mu);
+	while (fake_count_locked(f, ev) < n && rc == 0)
+		rc = pthread_cond_timedwait(&f->changed, &f->mu, &deadline);
+	rc = fake_count_locked(f, ev) >= n ? 0 : -ETIMEDOUT;
+	pthread_mutex_unlock(&f->mu);
+	return rc;
+}
+
+/* Stops the fake (closing its tunnel if still open), joins its thread
+ * and frees it. NULL is allowed. */
+static void
+fake_free(struct fake *f)
+{
+	if (f == NULL)
+		return;
+	pthread_mutex_lock(&f->mu);
+	f->stop = true;
+	pthread_mutex_unlock(&f->mu);
+	fake_wake(f);
+	pthread_join(f->thread, NULL);
+	nghttp2_session_del(f->session);
+	close(f->wake_fd);
+	pthread_cond_destroy(&f->changed);
+	pthread_mutex_destroy(&f->mu);
+	free(f);
+}
+
+/* A router with opts (NULL: the defaults) served by a fake backend that
+ * allows max_streams streams, once the router has applied its SETTINGS. */
+static struct fake *
+env_start_with_fake(struct env *e, const struct ptth_router_options *o, uint32_t max_streams)
+{
+	struct ptth_router_options def;
+	struct fake *f;
+
+	if (o == NULL) {
+		env_options(&def);
+		o = &def;
+	}
+	assert_int_equal(env_start_router(e, o), 0);
+	f = fake_start(e, max_streams);
+	assert_non_null(f);
+	assert_int_equal(ptth_router_wait_tunnels(e->router, 1, IO_TIMEOUT_MS), 0);
+	/* The router ACKs our SETTINGS only after it applied them. */
+	assert_int_equal(fake_wait(f, FAKE_SETTINGS_ACKED, 1), 0);
+	return f;
+}
+
+/* ---------------------------------------------------------------------
+ * Requests the router refuses with 400, then closes the connection.
+ */
+
+static void
+test_contract_unparsable_request_line_is_400_then_close(void **state)
+{
+	struct env *e = *state;
+	static const char *const requests[] = {
+		"HELLO WORLD\r\n\r\n",
+		"GET /foo http/1.1\r\nHost: x\r\n\r\n",
+		"GET /foo HTTP/1.1 extra\r\nHost: x\r\n\r\n",
+		"GET /f oo HTTP/1.1\r\nHost: x\r\n\r\n",
+		"\x01\x02\x03 / HTTP/1.1\r\nHost: x\r\n\r\n",
+	};
+
+	env_start(e, NULL);
+	for (size_t i = 0; i < sizeof requests / sizeof requests[0]; i++)
+		assert_ok(rejected_both_ways(e, requests[i], 400));
+	assert_ok(still_serves(e));
+}
+
+/* HTTP-name is exactly "HTTP" (RFC 9112 section 2.3); a request line
+ * with another name is not HTTP/1.x. */
+static void
+test_contract_misspelled_http_name_is_400_then_close(void **state)
+{
+	struct env *e = *state;
+
+	env_start(e, NULL);
+	assert_ok(rejected_both_ways(e, "GET /foo HTTX/1.1\r\nHost: x\r\n\r\n", 400));
+	assert_ok(rejected_both_ways(e, "GET /foo HXYZ/1.1\r\nHost: x\r\n\r\n", 400));
+	assert_ok(still_serves(e));
+}
+
+static void
+test_contract_content_length_with_transfer_encoding_is_400_then_close(void **state)
+{
+	struct env *e = *state;
+
+	env_start(e, NULL);
+	assert_ok(rejected_both_ways(e, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+	                             "Content-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                             "5\r\nhello\r\n0\r\n\r\n", 400));
+	assert_ok(rejected_both_ways(e, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+	                             "Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n"
+	                             "5\r\nhello\r\n0\r\n\r\n", 400));
+	assert_ok(still_serves(e));
+}
+
+static void
+test_contract_two_different_content_lengths_are_400_then_close(void **state)
+{
+	struct env *e = *state;
+
+	env_start(e, NULL);
+	assert_ok(rejected_both_ways(e, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+	                             "Content-Length: 5\r\nContent-Length: 6\r\n\r\nhello!", 400));
+	assert_ok(rejected_both_ways(e, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+	                             "Content-Length: 5, 6\r\n\r\nhello!", 400));
+	assert_ok(still_serves(e));
+}
+
+/* RFC 9112 section 5.1: whitespace between a field name and its colon. */
+static void
+test_contract_space_before_colon_is_400_then_close(void **state)
+{
+	struct env *e = *state;
+
+	env_start(e, NULL);
+	assert_ok(rejected_both_ways(e, "GET /foo HTTP/1.1\r\nHost : x\r\n\r\n", 400));
+	assert_ok(rejected_both_ways(e, "GET /foo HTTP/1.1\r\nHost: x\r\nX-A\t: 1\r\n\r\n", 400));
+	assert_ok(still_serves(e));
+}
+
+/* RFC 9112 section 5.2: a field value continued on the next line. */
+static void
+test_contract_obsolete_line_folding_is_400_then_close(void **state)
+{
+	struct env *e = *state;
+
+	env_start(e, NULL);
+	assert_ok(rejected_both_ways(e, "GET /foo HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n 2\r\n\r\n",
+	                             400));
+	assert_ok(rejected_both_ways(e, "GET /foo HTTP/1.1\r\nHost: x\r\nX-A: 1\r\n\t2\r\n\r\n",
+	                             400));
+	assert_ok(rejected_both_ways(e, "GET /foo HTTP/1.1\r\nX-A:\r\n  2\r\nHost: x\r\n\r\n",
+	                             400));
+	assert_ok(still_serves(e));
+}
+
+static void
+test_contract_two_host_fields_are_400_then_close(void **state)
+{
+	struct env *e = *state;
+
+	env_start(e, NULL);
+	assert_ok(rejected_both_ways(e, "GET /foo HTTP/1.1\r\nHost: a.test\r\nHost: b.test\r\n\r\n",
+	                             400));
+	assert_ok(rejected_both_ways(e, "GET /foo HTTP/1.1\r\nHost: a.test\r\nhost: a.test\r\n\r\n",
+	                             400));
+	assert_ok(still_serves(e));
+}
+
+static void
+test_contract_absolute_target_disagreeing_with_host_is_400_then_close(void **state)
+{
+	struct env *e = *state;
+
+	env_start(e, NULL);
+	assert_ok(rejected_both_ways(e, "GET http://a.test/foo HTTP/1.1\r\nHost: b.test\r\n\r\n",
+	                             400));
+	assert_ok(rejected_both_ways(e, "GET http://a.test:81/foo HTTP/1.1\r\nHost: a.test:82\r\n\r\n",
+	                             400));
+	assert_ok(still_serves(e));
+}
+
+static void
+test_contract_http11_without_host_is_400_then_close(void **state)
+{
+	struct env *e = *state;
+
+	env_start(e, NULL);
+	assert_ok(rejected_both_ways(e, "GET /foo HTTP/1.1\r\n\r\n", 400));
+	assert_ok(rejected_both_ways(e, "GET /foo HTTP/1.1\r\nX-Host: x\r\n\r\n", 400));
+	assert_ok(still_serves(e));
+}
+
+/* ---------------------------------------------------------------------
+ * Limits: 414, 431, 413.
+ */
+
+/* "GET " + a target of exactly len bytes under /headers + the rest. */
+static char *
+request_with_target_of(size_t len)
+{
+	static const char prefix[] = "/headers?pad=";
+	size_t total = len + 64;
+	char *req = malloc(total);
+
+	if (req == NULL)
+		return NULL;
+	memcpy(req, "GET ", 4);
+	memcpy(req + 4, prefix, sizeof prefix - 1);
+	memset(req + 4 + sizeof prefix - 1, 'u', len - (sizeof prefix - 1));
+	snprintf(req + 4 + len, total - 4 - len, " HTTP/1.1\r\nHost: x\r\n\r\n");
+	return req;
+}
+
+static void
+test_contract_target_over_max_uri_is_414_then_close(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	char *at_limit = request_with_target_of(256);
+	char *over = request_with_target_of(257);
+	char *far_over = request_with_target_of(8000);
+
+	env_options(&o);
+	o.max_uri = 256;
+	env_start(e, &o);
+	assert_non_null(at_limit);
+	assert_non_null(over);
+	assert_non_null(far_over);
+	assert_ok(ask(e, at_limit, &r));
+	assert_ok(check_response(&r, 200, NULL));
+	assert_ok(rejected_both_ways(e, over, 414));
+	assert_ok(rejected_then_closed(e, far_over, false, 414));
+	free(at_limit);
+	free(over);
+	free(far_over);
+	assert_ok(still_serves(e));
+}
+
+/* A GET /headers whose fields are Host plus "X-Big: " + n bytes. */
+static char *
+request_with_big_field(size_t n)
+{
+	char *req = malloc(n + 128);
+	int len;
+
+	if (req == NULL)
+		return NULL;
+	len = sprintf(req, "GET /headers HTTP/1.1\r\nHost: x\r\nX-Big: ");
+	memset(req + len, 'b', n);
+	strcpy(req + len + n, "\r\n\r\n");
+	return req;
+}
+
+static void
+test_contract_header_block_over_max_header_bytes_is_431_then_close(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	char *under = request_with_big_field(900);
+	char *over = request_with_big_field(2000);
+
+	env_options(&o);
+	o.max_header_bytes = 1024;
+	env_start(e, &o);
+	assert_non_null(under);
+	assert_non_null(over);
+	assert_ok(ask(e, under, &r));
+	assert_ok(check_response(&r, 200, NULL));
+	assert_ok(rejected_both_ways(e, over, 431));
+	free(under);
+	free(over);
+	assert_ok(still_serves(e));
+}
+
+/* A GET /headers with Host and n - 1 more fields: n fields in all. */
+static void
+request_with_fields(char *buf, size_t size, int n)
+{
+	size_t len = (size_t)snprintf(buf, size, "GET /headers HTTP/1.1\r\nHost: x\r\n");
+
+	for (int i = 1; i < n; i++)
+		len += (size_t)snprintf(buf + len, size - len, "X-F%d: %d\r\n", i, i);
+	snprintf(buf + len, size - len, "\r\n");
+}
+
+static void
+test_contract_fields_over_max_header_fields_are_431_then_close(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	char at_limit[1024], over[1024];
+
+	env_options(&o);
+	o.max_header_fields = 10;
+	env_start(e, &o);
+	request_with_fields(at_limit, sizeof at_limit, 10);
+	request_with_fields(over, sizeof over, 11);
+	assert_ok(ask(e, at_limit, &r));
+	assert_ok(check_response(&r, 200, NULL));
+	assert_true(strstr(r.body, "x-f9: 9\n") != NULL);
+	assert_ok(rejected_both_ways(e, over, 431));
+	assert_ok(still_serves(e));
+}
+
+/* The 413 comes from the head alone: no body byte is ever sent, and no
+ * 100 Continue invites one. */
+static void
+test_contract_content_length_over_max_body_is_413_before_the_body(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	char body[1001], req[1200];
+
+	env_options(&o);
+	o.max_body = 1000;
+	env_start(e, &o);
+	assert_ok(rejected_both_ways(e, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+	                             "Content-Length: 5000\r\n\r\n", 413));
+	assert_ok(rejected_both_ways(e, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+	                             "Content-Length: 5000\r\nExpect: 100-continue\r\n\r\n", 413));
+	/* At the limit the body goes through. */
+	memset(body, 'k', 1000);
+	body[1000] = '\0';
+	snprintf(req, sizeof req, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 1000\r\n\r\n%s",
+	         body);
+	assert_ok(ask(e, req, &r));
+	assert_ok(check_response(&r, 200, body));
+	assert_ok(still_serves(e));
+}
+
+/* A chunked body has no announced size: the router counts as it reads. */
+static void
+test_contract_chunked_body_growing_over_max_body_is_413_then_close(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	char chunk[601], over[2048], at_limit[2048], expect[1001];
+
+	env_options(&o);
+	o.max_body = 1000;
+	env_start(e, &o);
+	memset(chunk, 'c', 600);
+	chunk[600] = '\0';
+	snprintf(over, sizeof over, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+	         "Transfer-Encoding: chunked\r\n\r\n258\r\n%s\r\n258\r\n%s\r\n0\r\n\r\n",
+	         chunk, chunk);
+	assert_ok(rejected_both_ways(e, over, 413));
+	/* 600 + 400 = 1000 bytes: at the limit, echoed whole. */
+	snprintf(at_limit, sizeof at_limit, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+	         "Transfer-Encoding: chunked\r\n\r\n258\r\n%s\r\n190\r\n%.400s\r\n0\r\n\r\n",
+	         chunk, chunk);
+	memset(expect, 'c', 1000);
+	expect[1000] = '\0';
+	assert_ok(ask(e, at_limit, &r));
+	assert_ok(check_response(&r, 200, expect));
+	assert_ok(still_serves(e));
+}
+
+static void
+test_contract_unknown_expectation_is_417_then_close(void **state)
+{
+	struct env *e = *state;
+
+	env_start(e, NULL);
+	assert_ok(rejected_both_ways(e, "POST /echo HTTP/1.1\r\nHost: x\r\n"
+	                             "Content-Length: 5\r\nExpect: teapot\r\n\r\nhello", 417));
+	assert_ok(still_serves(e));
+}
+
+/* ---------------------------------------------------------------------
+ * Slow and idle users: 408 and quiet closes.
+ */
+
+static void
+test_contract_half_a_head_is_408_then_close(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	struct conn c;
+
+	env_options(&o);
+	o.header_timeout_ms = SHORT_MS;
+	env_start(e, &o);
+	assert_int_equal(conn_open(&c, e->http_port), 0);
+	long long start = now_ms();
+	assert_int_equal(conn_send(&c, "GET /foo HTTP/1.1\r\nHo"), 0);
+	assert_int_equal(read_response(&c, &r, false), 0);
+	long long waited = now_ms() - start;
+	print_message("408 after %lld ms\n", waited);
+	assert_ok(check_response(&r, 408, NULL));
+	assert_non_null(resp_field(&r, "connection"));
+	assert_string_equal(resp_field(&r, "connection"), "close");
+	assert_true(waited >= SHORT_MS - 20);
+	assert_ok(conn_expect_close(&c));
+	conn_close(&c);
+	assert_ok(still_serves(e));
+}
+
+/* The head timeout runs from the first byte: a client that keeps
+ * sending one byte at a time cannot hold the connection forever. */
+static void
+test_contract_trickled_head_is_408_at_header_timeout(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	struct conn c;
+	int sent = 0;
+
+	env_options(&o);
+	o.header_timeout_ms = SHORT_MS;
+	env_start(e, &o);
+	assert_int_equal(conn_open(&c, e->http_port), 0);
+	long long start = now_ms();
+	assert_int_equal(conn_send(&c, "GET /foo HTTP/1.1\r\nHost: x\r\nX-Slow: "), 0);
+	/* One byte every 40 ms: the pause is the point here. */
+	while (!conn_wait_readable(&c, 40) && now_ms() - start < IO_TIMEOUT_MS) {
+		if (send_all(c.fd, "s", 1) < 0)
+			break;
+		sent++;
+	}
+	assert_int_equal(read_response(&c, &r, false), 0);
+	long long waited = now_ms() - start;
+	print_message("408 after %lld ms and %d trickled bytes\n", waited, sent);
+	assert_ok(check_response(&r, 408, NULL));
+	assert_true(waited >= SHORT_MS - 20);
+	assert_true(waited < IO_TIMEOUT_MS / 2);
+	assert_ok(conn_expect_close(&c));
+	conn_close(&c);
+	assert_ok(still_serves(e));
+}
+
+/* recv() returns 0 with no byte before it: a quiet close. */
+static const char *
+closed_quietly(struct conn *c)
+{
+	ssize_t n = conn_fill(c);
+
+	if (n == 0)
+		return NULL;
+	if (n > 0)
+		return problem("the idle connection got bytes: \"%.60s\"", c->buf);
+	return problem("the idle connection did not end with a FIN: %s", strerror((int)-n));
+}
+
+static void
+test_contract_idle_keep_alive_connection_is_closed_quietly(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	struct conn c;
+
+	env_options(&o);
+	o.idle_timeout_ms = SHORT_MS;
+	env_start(e, &o);
+	assert_ok(ask_on(e, &c, "GET /foo HTTP/1.1\r\nHost: x\r\n\r\n", false, &r));
+	assert_ok(check_response(&r, 200, "bar"));
+	long long start = now_ms();
+	assert_ok(closed_quietly(&c));
+	long long waited = now_ms() - start;
+	print_message("closed after %lld ms idle\n", waited);
+	/* The router's clock started while we were still reading the body. */
+	assert_true(waited >= SHORT_MS / 2);
+	conn_close(&c);
+	assert_ok(still_serves(e));
+}
+
+static void
+test_contract_silent_new_connection_is_closed_quietly(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	struct conn c;
+
+	env_options(&o);
+	o.idle_timeout_ms = SHORT_MS;
+	env_start(e, &o);
+	long long start = now_ms();
+	assert_int_equal(conn_open(&c, e->http_port), 0);
+	assert_ok(closed_quietly(&c));
+	long long waited = now_ms() - start;
+	print_message("closed after %lld ms of silence\n", waited);
+	assert_true(waited >= SHORT_MS - 20);
+	conn_close(&c);
+	assert_ok(still_serves(e));
+}
+
+/* ---------------------------------------------------------------------
+ * No capacity: 503.
+ */
+
+static void
+test_contract_no_tunnel_is_503_with_a_short_text(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+
+	env_options(&o);
+	assert_int_equal(env_start_router(e, &o), 0);
+	assert_ok(ask(e, "GET /foo HTTP/1.1\r\nHost: x\r\n\r\n", &r));
+	print_message("503 body: %s", r.body);
+	assert_ok(check_response(&r, 503, NULL));
+	assert_non_null(resp_field(&r, "content-type"));
+	assert_true(strncmp(resp_field(&r, "content-type"), "text/plain", 10) == 0);
+	assert_true(r.body_len > 0 && r.body_len < 200);
+	assert_true(r.body[r.body_len - 1] == '\n');
+	assert_null(memchr(r.body, '\n', r.body_len - 1));
+	/* A backend arrives: the router serves. */
+	assert_int_equal(env_start_backend(e), 0);
+	assert_ok(still_serves(e));
+}
+
+/* True when the connection in *a or *b becomes readable first: returns
+ * 0 for a, 1 for b, -1 when neither does in IO_TIMEOUT_MS. */
+static int
+first_readable(struct conn *a, struct conn *b)
+{
+	struct pollfd p[2] = { { .fd = a->fd, .events = POLLIN }, { .fd = b->fd, .events = POLLIN } };
+
+	if (poll(p, 2, IO_TIMEOUT_MS) <= 0)
+		return -1;
+	return p[0].revents != 0 ? 0 : 1;
+}
+
+/* The router keeps at most MAX_CONCURRENT_STREAMS streams open on a
+ * tunnel and queue_size more requests waiting; beyond that, 503 with
+ * Retry-After. The fake backend allows one stream, so three requests
+ * make the case: one open, one queued, one refused. */
+static void
+test_contract_full_queue_is_503_with_retry_after(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	struct conn a, b, c;
+	struct fake *f;
+
+	env_options(&o);
+	o.queue_size = 1;
+	f = env_start_with_fake(e, &o, 1);
+	assert_int_equal(conn_open(&a, e->http_port), 0);
+	assert_int_equal(conn_send(&a, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+	assert_int_equal(fake_wait(f, FAKE_REQUESTS, 1), 0);
+	/* The one stream is taken: of b and c, one waits in the queue and
+	 * the other finds it full, whichever the router reads first. */
+	assert_int_equal(conn_open(&b, e->http_port), 0);
+	assert_int_equal(conn_open(&c, e->http_port), 0);
+	assert_int_equal(conn_send(&b, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+	assert_int_equal(conn_send(&c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+	int first = first_readable(&b, &c);
+	assert_true(first >= 0);
+	struct conn *refused = first == 0 ? &b : &c, *queued = first == 0 ? &c : &b;
+	assert_int_equal(read_response(refused, &r, false), 0);
+	print_message("503 body: %s", r.body);
+	assert_ok(check_response(&r, 503, NULL));
+	assert_non_null(resp_field(&r, "retry-after"));
+	assert_true(strtol(resp_field(&r, "retry-after"), NULL, 10) > 0);
+	/* Freed, the stream serves a, then the queued request. */
+	fake_release(f);
+	assert_int_equal(read_response(&a, &r, false), 0);
+	assert_ok(check_response(&r, 200, "bar"));
+	assert_int_equal(read_response(queued, &r, false), 0);
+	assert_ok(check_response(&r, 200, "bar"));
+	assert_int_equal(fake_wait(f, FAKE_REQUESTS, 2), 0);
+	conn_close(&a);
+	conn_close(&b);
+	conn_close(&c);
+	assert_ok(still_serves(e));
+}
+
+/* The same with the real backend, which allows BACKEND_STREAMS streams
+ * per tunnel: that many blocked handlers, one request queued, and the
+ * next is refused. */
+#define BACKEND_STREAMS 256
+
+static void
+test_contract_full_queue_behind_a_real_backend_is_503_with_retry_after(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	const int n = BACKEND_STREAMS + 2;
+	struct conn *conns = calloc((size_t)n, sizeof *conns);
+	static const char block[] = "GET /block HTTP/1.1\r\nHost: x\r\n\r\n";
+	int served = 0;
+
+	assert_non_null(conns);
+	for (int i = 0; i < n; i++)
+		conns[i].fd = -1;
+	env_options(&o);
+	o.queue_size = 1;
+	env_start(e, &o);
+	/* One at a time: the queue holds one request, so a burst would be
+	 * refused before the tunnel thread takes them out of it. */
+	for (int i = 0; i < BACKEND_STREAMS; i++) {
+		assert_int_equal(conn_open(&conns[i], e->http_port), 0);
+		assert_int_equal(conn_send(&conns[i], block), 0);
+		assert_int_equal(env_wait_blocked(e, i + 1), 0);
+	}
+	struct conn *b = &conns[n - 2], *c = &conns[n - 1];
+	assert_int_equal(conn_open(b, e->http_port), 0);
+	assert_int_equal(conn_open(c, e->http_port), 0);
+	assert_int_equal(conn_send(b, block), 0);
+	assert_int_equal(conn_send(c, block), 0);
+	int first = first_readable(b, c);
+	assert_true(first >= 0);
+	struct conn *refused = first == 0 ? b : c;
+	assert_int_equal(read_response(refused, &r, false), 0);
+	assert_ok(check_response(&r, 503, NULL));
+	assert_non_null(resp_field(&r, "retry-after"));
+	conn_close(refused);
+	env_unblock(e);
+	for (int i = 0; i < n; i++) {
+		if (conns[i].fd < 0)
+			continue;
+		if (read_response(&conns[i], &r, false) == 0 && r.status == 200 &&
+		    strcmp(r.body, "bar") == 0)
+			served++;
+		conn_close(&conns[i]);
+	}
+	free(conns);
+	assert_int_equal(served, BACKEND_STREAMS + 1);
+	assert_ok(still_serves(e));
+}
+
+/* Past max_conns a connection gets 503 and is closed at once; the
+ * accept loop goes on, and a connection that ends makes room. */
+static void
+test_contract_over_max_conns_is_503_then_close(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	struct conn a, b, c, d;
+
+	env_options(&o);
+	o.max_conns = 2;
+	env_start(e, &o);
+	assert_ok(ask_on(e, &a, "GET /foo HTTP/1.1\r\nHost: x\r\n\r\n", false, &r));
+	assert_ok(check_response(&r, 200, "bar"));
+	assert_ok(ask_on(e, &b, "GET /foo HTTP/1.1\r\nHost: x\r\n\r\n", false, &r));
+	assert_ok(check_response(&r, 200, "bar"));
+	/* The third is refused before it sends anything. */
+	assert_int_equal(conn_open(&c, e->http_port), 0);
+	assert_int_equal(read_response(&c, &r, false), 0);
+	assert_ok(check_response(&r, 503, NULL));
+	assert_non_null(resp_field(&r, "retry-after"));
+	assert_ok(conn_expect_close(&c));
+	conn_close(&c);
+	/* a ends (the router closes it after removing it from its count). */
+	assert_int_equal(conn_send(&a, "GET /foo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"), 0);
+	assert_int_equal(read_response(&a, &r, false), 0);
+	assert_ok(check_response(&r, 200, "bar"));
+	assert_ok(conn_expect_close(&a));
+	conn_close(&a);
+	assert_ok(ask_on(e, &d, "GET /foo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+	                 false, &r));
+	assert_ok(check_response(&r, 200, "bar"));
+	assert_ok(conn_expect_close(&d));
+	conn_close(&d);
+	assert_ok(still_serves(e));
+	conn_close(&b);
+}
+
+/* ---------------------------------------------------------------------
+ * The backend fails: 504, 502, cut bodies.
+ */
+
+static void
+test_contract_slow_backend_is_504_and_stream_reset(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	struct conn c;
+	struct fake *f;
+
+	env_options(&o);
+	o.backend_timeout_ms = SHORT_MS;
+	f = env_start_with_fake(e, &o, 100);
+	assert_int_equal(conn_open(&c, e->http_port), 0);
+	long long start = now_ms();
+	assert_int_equal(conn_send(&c, "GET /hold HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+	assert_int_equal(read_response(&c, &r, false), 0);
+	long long waited = now_ms() - start;
+	print_message("504 after %lld ms: %s", waited, r.body);
+	assert_ok(check_response(&r, 504, NULL));
+	assert_true(waited >= SHORT_MS - 20);
+	/* The stream the router gave up on is reset, with CANCEL. */
+	assert_int_equal(fake_wait(f, FAKE_RESETS, 1), 0);
+	pthread_mutex_lock(&f->mu);
+	int32_t reset = f->last_reset, request = f->last_request;
+	uint32_t code = f->last_reset_code;
+	pthread_mutex_unlock(&f->mu);
+	assert_int_equal(reset, request);
+	assert_int_equal(code, NGHTTP2_CANCEL);
+	conn_close(&c);
+	assert_ok(still_serves(e));
+}
+
+/* The backend process dies while the request waits for its head. */
+static void
+test_contract_tunnel_break_before_the_head_is_502(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	struct conn c;
+
+	env_options(&o);
+	assert_int_equal(env_start_router(e, &o), 0);
+	assert_int_equal(child_start(e), 0);
+	assert_int_equal(conn_open(&c, e->http_port), 0);
+	assert_int_equal(conn_send(&c, "GET /sleep?ms=5000 HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+	assert_int_equal(child_wait_log(e, "handling: /sleep"), 0);
+	int status = child_kill(e);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	assert_int_equal(read_response(&c, &r, false), 0);
+	print_message("502 body: %s", r.body);
+	assert_ok(check_response(&r, 502, NULL));
+	assert_non_null(strstr(r.body, "tunnel"));
+	conn_close(&c);
+	/* The dead tunnel is gone; a new backend serves. */
+	assert_int_equal(env_start_backend(e), 0);
+	assert_ok(still_serves(e));
+}
+
+/* The backend resets the stream before it sends a head. */
+static void
+test_contract_backend_reset_before_the_head_is_502(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+
+	env_start(e, NULL);
+	assert_ok(ask(e, "GET /reset HTTP/1.1\r\nHost: x\r\n\r\n", &r));
+	print_message("502 body: %s", r.body);
+	assert_ok(check_response(&r, 502, NULL));
+	assert_true(r.body_len > 0);
+	assert_ok(still_serves(e));
+}
+
+/* The backend process dies while a body with a Content-Length streams:
+ * the user gets fewer bytes than announced, then the close. */
+static void
+test_contract_tunnel_break_after_the_head_cuts_a_sized_body(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	struct conn c;
+	const char *data = NULL;
+
+	env_options(&o);
+	assert_int_equal(env_start_router(e, &o), 0);
+	assert_int_equal(child_start(e), 0);
+	assert_int_equal(conn_open(&c, e->http_port), 0);
+	assert_int_equal(conn_send(&c, "GET /bytes?n=500000000 HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+	assert_int_equal(read_head(&c, &r, false), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.framing, FRAMING_LENGTH);
+	assert_int_equal(r.length, 500000000LL);
+	/* Some body flows; then the backend dies. */
+	ssize_t n = conn_take(&c, 1, &data);
+	assert_int_equal(n, 1);
+	body_keep(&r, data, 1);
+	int status = child_kill(e);
+	assert_true(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL);
+	assert_int_equal(read_body(&c, &r), 0);
+	print_message("%llu of %lld bytes before the close\n", r.body_total, r.length);
+	assert_false(r.complete);
+	assert_true(r.eof);
+	assert_true(r.body_total < 500000000ULL);
+	conn_close(&c);
+	assert_int_equal(env_start_backend(e), 0);
+	assert_ok(still_serves(e));
+}
+
+/* The backend hangs up while an unsized body streams: the chunked body
+ * the user gets has no last chunk, and the connection closes. */
+static void
+test_contract_tunnel_break_after_the_head_cuts_a_chunked_body(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+	struct conn c;
+
+	env_start_with_fake(e, NULL, 100);
+	assert_int_equal(conn_open(&c, e->http_port), 0);
+	assert_int_equal(conn_send(&c, "GET /break HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+	assert_int_equal(read_response(&c, &r, false), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.framing, FRAMING_CHUNKED);
+	assert_string_equal(r.body, "hello");
+	assert_false(r.complete);
+	assert_true(r.eof);
+	conn_close(&c);
+	assert_int_equal(env_start_backend(e), 0);
+	assert_ok(still_serves(e));
+}
+
+/* ---------------------------------------------------------------------
+ * Forwarding: what reaches the backend (GET /headers lists it).
+ */
+
+/* True when text has a line that is exactly line. */
+static bool
+has_line(const char *text, const char *line)
+{
+	size_t n = strlen(line);
+
+	for (const char *p = text; p != NULL && *p != '\0';) {
+		const char *end = strchr(p, '\n');
+		size_t len = end != NULL ? (size_t)(end - p) : strlen(p);
+		if (len == n && memcmp(p, line, n) == 0)
+			return true;
+		p = end != NULL ? end + 1 : NULL;
+	}
+	return false;
+}
+
+/* The number of lines of text that start with "name:". */
+static int
+count_lines_named(const char *text, const char *name)
+{
+	size_t n = strlen(name);
+	int count = 0;
+
+	for (const char *p = text; p != NULL && *p != '\0';) {
+		if (strncasecmp(p, name, n) == 0 && p[n] == ':')
+			count++;
+		p = strchr(p, '\n');
+		if (p != NULL)
+			p++;
+	}
+	return count;
+}
+
+/* Sends request (to /headers) and returns in r what the backend saw. */
+static void
+ask_headers(struct env *e, const char *request, struct response *r)
+{
+	assert_ok(ask(e, request, r));
+	assert_ok(check_response(r, 200, NULL));
+	print_message("the backend saw:\n%s", r->body);
+}
+
+/* Asserts that none of the NULL-terminated names reached the backend. */
+static void
+assert_not_forwarded(const struct response *r, const char *const names[])
+{
+	for (int i = 0; names[i] != NULL; i++)
+		if (count_lines_named(r->body, names[i]) != 0)
+			fail_msg("\"%s\" was forwarded", names[i]);
+}
+
+static void
+test_contract_hop_by_hop_fields_are_not_forwarded(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+	static const char *const dropped[] = {
+		"connection", "x-private", "x-other", "keep-alive", "proxy-connection",
+		"upgrade", "transfer-encoding", "host", NULL,
+	};
+
+	env_start(e, NULL);
+	ask_headers(e, "GET /headers HTTP/1.1\r\nHost: hop.test\r\n"
+	            "Connection: keep-alive, x-private,X-Other\r\n"
+	            "X-Private: secret\r\nX-Other: other\r\n"
+	            "Keep-Alive: timeout=5\r\nProxy-Connection: keep-alive\r\n"
+	            "Upgrade: websocket\r\nX-End-To-End: kept\r\n\r\n", &r);
+	assert_not_forwarded(&r, dropped);
+	assert_true(has_line(r.body, "x-end-to-end: kept"));
+	/* The body still arrives, but not its HTTP/1.1 framing. */
+	ask_headers(e, "POST /headers HTTP/1.1\r\nHost: hop.test\r\n"
+	            "Transfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n", &r);
+	assert_not_forwarded(&r, dropped);
+	assert_true(has_line(r.body, ":method: POST"));
+	assert_ok(still_serves(e));
+}
+
+/* A request may carry several Connection fields; the names in each one
+ * are hop-by-hop (RFC 9110 section 7.6.1, list syntax of section 5.3). */
+static void
+test_contract_fields_named_in_any_connection_field_are_not_forwarded(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+	static const char *const dropped[] = { "connection", "x-first", "x-second", NULL };
+
+	env_start(e, NULL);
+	ask_headers(e, "GET /headers HTTP/1.1\r\nHost: hop.test\r\n"
+	            "Connection: x-first\r\nConnection: x-second\r\n"
+	            "X-First: 1\r\nX-Second: 2\r\n\r\n", &r);
+	assert_not_forwarded(&r, dropped);
+	assert_ok(still_serves(e));
+}
+
+/* Only "TE: trailers" may cross into HTTP/2 (RFC 9113 section 8.2.2). */
+static void
+test_contract_te_is_forwarded_only_as_trailers(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+
+	env_start(e, NULL);
+	ask_headers(e, "GET /headers HTTP/1.1\r\nHost: x\r\nTE: trailers, deflate\r\n\r\n", &r);
+	assert_int_equal(count_lines_named(r.body, "te"), 1);
+	assert_true(has_line(r.body, "te: trailers"));
+	ask_headers(e, "GET /headers HTTP/1.1\r\nHost: x\r\nTE: deflate\r\n\r\n", &r);
+	assert_int_equal(count_lines_named(r.body, "te"), 0);
+	assert_ok(still_serves(e));
+}
+
+/* curl --http2 on an http:// URL asks to upgrade to h2c; the router
+ * serves the request over HTTP/1.1 and forwards none of it. */
+static void
+test_contract_h2c_upgrade_request_is_served_over_http11(void **state)
+{
+	struct env *e = *state;
+	static char out[8192];
+	char url[128];
+	static const char *const dropped[] = { "connection", "upgrade", "http2-settings", NULL };
+
+	env_start(e, NULL);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/headers", e->http_port);
+	const char *const args[] = { "--http2", url, NULL };
+	assert_int_equal(run_curl(args, out, sizeof out), 0);
+	print_message("the backend saw:\n%s", out);
+	assert_true(has_line(out, ":method: GET"));
+	for (int i = 0; dropped[i] != NULL; i++)
+		if (count_lines_named(out, dropped[i]) != 0)
+			fail_msg("\"%s\" was forwarded", dropped[i]);
+	assert_ok(still_serves(e));
+}
+
+static void
+test_contract_host_becomes_authority(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+
+	env_start(e, NULL);
+	ask_headers(e, "GET /headers HTTP/1.1\r\nHost: site.test:8080\r\n\r\n", &r);
+	assert_true(has_line(r.body, ":authority: site.test:8080"));
+	assert_int_equal(count_lines_named(r.body, "host"), 0);
+	assert_ok(still_serves(e));
+}
+
+/* RFC 9112 section 3.2.2: the absolute form a proxy client sends. */
+static void
+test_contract_absolute_form_target_is_accepted(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+
+	env_start(e, NULL);
+	ask_headers(e, "GET http://abs.test:8080/headers?x=1 HTTP/1.1\r\n"
+	            "Host: abs.test:8080\r\n\r\n", &r);
+	assert_true(has_line(r.body, ":path: /headers?x=1"));
+	assert_true(has_line(r.body, ":authority: abs.test:8080"));
+	assert_int_equal(count_lines_named(r.body, "host"), 0);
+	/* No path at all means "/", which the backend's mux does not know. */
+	assert_ok(ask(e, "GET http://abs.test HTTP/1.1\r\nHost: abs.test\r\n\r\n", &r));
+	assert_ok(check_response(&r, 404, "404 page not found\n"));
+	assert_ok(still_serves(e));
+}
+
+static void
+test_contract_field_names_are_lower_cased(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+
+	env_start(e, NULL);
+	ask_headers(e, "GET /headers HTTP/1.1\r\nHost: x\r\nX-MiXeD-CaSe: VaLuE\r\n"
+	            "ACCEPT: */*\r\n\r\n", &r);
+	assert_true(has_line(r.body, "x-mixed-case: VaLuE"));
+	assert_true(has_line(r.body, "accept: */*"));
+	assert_ok(still_serves(e));
+}
+
+static void
+test_contract_forwarding_fields_are_added(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+
+	env_start(e, NULL);
+	ask_headers(e, "GET /headers HTTP/1.1\r\nHost: fwd.test\r\n\r\n", &r);
+	assert_true(has_line(r.body, "x-forwarded-for: 127.0.0.1"));
+	assert_true(has_line(r.body, "x-forwarded-proto: http"));
+	assert_true(has_line(r.body, "x-forwarded-host: fwd.test"));
+	assert_true(has_line(r.body, "forwarded: for=127.0.0.1;host=\"fwd.test\";proto=http"));
+	/* Incoming ones: the lists are extended, the rest is the router's. */
+	ask_headers(e, "GET /headers HTTP/1.1\r\nHost: fwd.test\r\n"
+	            "X-Forwarded-For: 203.0.113.7\r\nForwarded: for=203.0.113.7\r\n"
+	            "X-Forwarded-Proto: https\r\nX-Forwarded-Host: spoof.test\r\n\r\n", &r);
+	assert_true(has_line(r.body, "x-forwarded-for: 203.0.113.7, 127.0.0.1"));
+	assert_true(has_line(r.body,
+	                     "forwarded: for=203.0.113.7, for=127.0.0.1;host=\"fwd.test\";proto=http"));
+	assert_int_equal(count_lines_named(r.body, "x-forwarded-for"), 1);
+	assert_int_equal(count_lines_named(r.body, "x-forwarded-proto"), 1);
+	assert_true(has_line(r.body, "x-forwarded-proto: http"));
+	assert_int_equal(count_lines_named(r.body, "x-forwarded-host"), 1);
+	assert_true(has_line(r.body, "x-forwarded-host: fwd.test"));
+	assert_ok(still_serves(e));
+}
+
+/* Two X-Forwarded-For (or Forwarded) fields are one list (RFC 9110
+ * section 5.3): the router extends all of it, not the first field alone,
+ * and forwards no stale copy of either. */
+static void
+test_contract_forwarding_lists_extend_every_incoming_field(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+	static const char *const want[] = {
+		"x-forwarded-for: 198.51.100.1, 203.0.113.7, 127.0.0.1",
+		"forwarded: for=198.51.100.1, for=203.0.113.7, for=127.0.0.1;host=\"fwd.test\";"
+		"proto=http",
+		NULL,
+	};
+
+	env_start(e, NULL);
+	ask_headers(e, "GET /headers HTTP/1.1\r\nHost: fwd.test\r\n"
+	            "X-Forwarded-For: 198.51.100.1\r\nX-Forwarded-For: 203.0.113.7\r\n"
+	            "Forwarded: for=198.51.100.1\r\nForwarded: for=203.0.113.7\r\n\r\n", &r);
+	char missing[512] = "";
+	for (int i = 0; want[i] != NULL; i++)
+		if (!has_line(r.body, want[i]))
+			snprintf(missing + strlen(missing), sizeof missing - strlen(missing),
+			         " \"%s\"", want[i]);
+	if (missing[0] != '\0')
+		fail_msg("the backend did not get:%s", missing);
+	assert_int_equal(count_lines_named(r.body, "x-forwarded-for"), 1);
+	assert_int_equal(count_lines_named(r.body, "forwarded"), 1);
+	assert_ok(still_serves(e));
+}
+
+static void
+test_contract_no_forwarded_adds_no_forwarding_fields(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	static const char *const none[] = {
+		"x-forwarded-for", "x-forwarded-proto", "x-forwarded-host", "forwarded", NULL,
+	};
+
+	env_options(&o);
+	o.no_forwarded = 1;
+	env_start(e, &o);
+	ask_headers(e, "GET /headers HTTP/1.1\r\nHost: fwd.test\r\n\r\n", &r);
+	assert_not_forwarded(&r, none);
+	assert_true(has_line(r.body, ":authority: fwd.test"));
+	assert_ok(still_serves(e));
+}
+
+/* ---------------------------------------------------------------------
+ * Request bodies.
+ */
+
+/* len bytes of a pattern that a shifted or dropped piece would break. */
+static char *
+pattern_new(size_t len)
+{
+	char *p = malloc(len + 1);
+
+	for (size_t i = 0; p != NULL && i < len; i++)
+		p[i] = (char)('A' + (i * 7 + i / 1000) % 58);
+	if (p != NULL)
+		p[len] = '\0';
+	return p;
+}
+
+/* POSTs len pattern bytes to /echo through libcurl and expects them back. */
+static const char *
+echo_through_curl(struct env *e, size_t len, bool chunked)
+{
+	char *sent = pattern_new(len);
+	char *got = malloc(len + 2);
+	struct sink s = { got, len + 2, 0 };
+	const char *why = NULL;
+	long status;
+	CURLcode rc;
+
+	if (sent == NULL || got == NULL) {
+		free(sent);
+		free(got);
+		return "out of memory";
+	}
+	rc = curl_request(e, "/echo", sent, len, chunked, &status, &s);
+	if (rc != CURLE_OK)
+		why = problem("POST /echo (%s): %s", chunked ? "chunked" : "Content-Length",
+		              curl_easy_strerror(rc));
+	else if (status != 200 || s.len != len || memcmp(sent, got, len) != 0)
+		why = problem("POST /echo (%s): %ld with %zu of %zu bytes%s", chunked ? "chunked"
+		              : "Content-Length", status, s.len, len,
+		              s.len == len ? ", different" : "");
+	free(sent);
+	free(got);
+	return why;
+}
+
+static void
+test_contract_content_length_body_streams_through_echo(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+	struct conn c;
+	static const char req[] = "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n"
+	                          "hello world";
+
+	env_start(e, NULL);
+	for (int bytewise = 0; bytewise <= 1; bytewise++) {
+		assert_ok(ask_on(e, &c, req, bytewise, &r));
+		conn_close(&c);
+		assert_ok(check_response(&r, 200, "hello world"));
+	}
+	assert_ok(echo_through_curl(e, sanitized() ? 256 * 1024 : 4 * 1024 * 1024, false));
+	assert_ok(still_serves(e));
+}
+
+static void
+test_contract_chunked_body_streams_through_echo(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+	struct conn c;
+	static const char req[] = "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+	                          "\r\n5\r\nhello\r\n6;ext=1\r\n world\r\n0\r\nX-T: 1\r\n\r\n";
+
+	env_start(e, NULL);
+	for (int bytewise = 0; bytewise <= 1; bytewise++) {
+		assert_ok(ask_on(e, &c, req, bytewise, &r));
+		conn_close(&c);
+		assert_ok(check_response(&r, 200, "hello world"));
+	}
+	assert_ok(echo_through_curl(e, sanitized() ? 256 * 1024 : 4 * 1024 * 1024, true));
+	assert_ok(still_serves(e));
+}
+
+/* Streaming means the echo of the first half comes back while the
+ * second half is not even sent: a client may wait for it. */
+static const char *
+echo_answers_before_the_end(struct env *e, const char *head, const char *first,
+                            const char *second)
+{
+	static struct response r;
+	struct conn c;
+	const char *why = NULL;
+
+	if (conn_open(&c, e->http_port) < 0)
+		return "cannot connect";
+	if (conn_send(&c, head) < 0 || conn_send(&c, first) < 0)
+		why = "cannot send";
+	else if (!conn_wait_readable(&c, STREAM_WAIT_MS))
+		why = problem("nothing came back within %d ms of the first half of the body "
+		              "(the response waits for the end of the request)", STREAM_WAIT_MS);
+	else if (read_head(&c, &r, false) < 0 || r.status != 200)
+		why = problem("no 200 head for the first half (status %d)", r.status);
+	if (why == NULL && (conn_send(&c, second) < 0 || read_body(&c, &r) < 0))
+		why = "no body after the second half";
+	if (why == NULL)
+		why = check_response(&r, 200, "hello world");
+	conn_close(&c);
+	return why;
+}
+
+static void
+test_contract_echo_answers_before_the_request_body_ends(void **state)
+{
+	struct env *e = *state;
+
+	env_start(e, NULL);
+	assert_ok(echo_answers_before_the_end(
+		e, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 11\r\n\r\n", "hello", " world"));
+	assert_ok(echo_answers_before_the_end(
+		e, "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n\r\n",
+		"5\r\nhello\r\n", "6\r\n world\r\n0\r\n\r\n"));
+	assert_ok(still_serves(e));
+}
+
+/* The 100 comes before any body byte is sent; the final answer after. */
+static void
+test_contract_expect_100_continue_gets_100_then_the_answer(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+	static char out[256];
+	struct conn c;
+	char url[128];
+
+	env_start(e, NULL);
+	assert_int_equal(conn_open(&c, e->http_port), 0);
+	assert_int_equal(conn_send(&c, "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+	                           "Expect: 100-continue\r\n\r\n"), 0);
+	assert_int_equal(read_head(&c, &r, false), 0);
+	assert_int_equal(r.status, 100);
+	assert_int_equal(r.minor, 1);
+	assert_int_equal(conn_send(&c, "hello"), 0);
+	assert_int_equal(read_response(&c, &r, false), 0);
+	assert_ok(check_response(&r, 200, "hello"));
+	conn_close(&c);
+	/* curl waits up to --expect100-timeout for the 100 before it sends;
+	 * with that longer than --max-time, it only succeeds if the 100 comes. */
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/echo", e->http_port);
+	const char *const args[] = { "--expect100-timeout", "30", "-H", "Expect: 100-continue",
+	                             "--data-binary", "hello", url, NULL };
+	assert_int_equal(run_curl(args, out, sizeof out), 0);
+	assert_string_equal(out, "hello");
+	assert_ok(still_serves(e));
+}
+
+/* ---------------------------------------------------------------------
+ * Response framing.
+ */
+
+/* A HEAD answer has the GET answer's fields and no body: the next
+ * response on the connection starts right after the head. */
+static void
+test_contract_head_gets_no_body(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+	static char out[1024];
+	struct conn c;
+	char url[128];
+
+	env_start(e, NULL);
+	assert_ok(ask_on(e, &c, "HEAD /foo HTTP/1.1\r\nHost: x\r\n\r\n", false, &r));
+	assert_ok(check_response(&r, 200, ""));
+	assert_non_null(resp_field(&r, "content-length"));
+	assert_string_equal(resp_field(&r, "content-length"), "3");
+	assert_int_equal(conn_send(&c, "HEAD /headers HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+	assert_int_equal(read_response(&c, &r, true), 0);
+	assert_ok(check_response(&r, 200, ""));
+	assert_int_equal(conn_send(&c, "GET /foo HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+	assert_int_equal(read_response(&c, &r, false), 0);
+	assert_ok(check_response(&r, 200, "bar"));
+	conn_close(&c);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/foo", e->http_port);
+	const char *const args[] = { "--head", url, NULL };
+	assert_int_equal(run_curl(args, out, sizeof out), 0);
+	assert_true(strncmp(out, "HTTP/1.1 200", 12) == 0);
+	assert_ok(still_serves(e));
+}
+
+static void
+test_contract_204_and_304_carry_no_body(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+	struct conn c;
+
+	env_start(e, NULL);
+	assert_ok(ask_on(e, &c, "GET /status?code=204 HTTP/1.1\r\nHost: x\r\n\r\n", false, &r));
+	assert_ok(check_response(&r, 204, ""));
+	assert_null(resp_field(&r, "transfer-encoding"));
+	assert_null(resp_field(&r, "content-length")); /* RFC 9110 section 8.6 */
+	assert_int_equal(conn_send(&c, "GET /status?code=304 HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+	assert_int_equal(read_response(&c, &r, false), 0);
+	assert_ok(check_response(&r, 304, ""));
+	assert_null(resp_field(&r, "transfer-encoding"));
+	/* Had either carried a byte, this response would not parse. */
+	assert_int_equal(conn_send(&c, "GET /foo HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+	assert_int_equal(read_response(&c, &r, false), 0);
+	assert_ok(check_response(&r, 200, "bar"));
+	conn_close(&c);
+	assert_ok(still_serves(e));
+}
+
+static void
+test_contract_unsized_response_is_chunked_for_http11(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+	struct conn c;
+
+	env_start(e, NULL);
+	assert_ok(ask_on(e, &c, "GET /headers HTTP/1.1\r\nHost: x\r\n\r\n", false, &r));
+	assert_ok(check_response(&r, 200, NULL));
+	assert_int_equal(r.framing, FRAMING_CHUNKED);
+	assert_null(resp_field(&r, "content-length"));
+	assert_true(has_line(r.body, ":method: GET"));
+	/* The connection stays usable. */
+	assert_int_equal(conn_send(&c, "GET /foo HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+	assert_int_equal(read_response(&c, &r, false), 0);
+	assert_ok(check_response(&r, 200, "bar"));
+	conn_close(&c);
+	assert_ok(still_serves(e));
+}
+
+static void
+test_contract_unsized_response_is_close_delimited_for_http10(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+	static char out[4096];
+	struct conn c;
+	char url[128];
+
+	env_start(e, NULL);
+	assert_ok(ask_on(e, &c, "GET /headers HTTP/1.0\r\n\r\n", false, &r));
+	conn_close(&c);
+	assert_ok(check_response(&r, 200, NULL));
+	assert_int_equal(r.framing, FRAMING_CLOSE);
+	assert_true(r.eof);
+	assert_null(resp_field(&r, "transfer-encoding"));
+	assert_non_null(resp_field(&r, "connection"));
+	assert_string_equal(resp_field(&r, "connection"), "close");
+	assert_true(has_line(r.body, ":method: GET"));
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/headers", e->http_port);
+	const char *const args[] = { "--http1.0", url, NULL };
+	assert_int_equal(run_curl(args, out, sizeof out), 0);
+	assert_true(has_line(out, ":method: GET"));
+	assert_ok(still_serves(e));
+}
+
+static void
+test_contract_trailers_follow_the_last_chunk(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+	struct conn c;
+
+	env_start(e, NULL);
+	assert_ok(ask_on(e, &c, "GET /trailers HTTP/1.1\r\nHost: x\r\nTE: trailers\r\n\r\n",
+	                 false, &r));
+	assert_ok(check_response(&r, 200, "body\n"));
+	assert_int_equal(r.framing, FRAMING_CHUNKED);
+	assert_int_equal(r.ntrailers, 1);
+	assert_non_null(field_get(r.trailers, r.ntrailers, "x-checksum"));
+	assert_string_equal(field_get(r.trailers, r.ntrailers, "x-checksum"), "12345");
+	assert_int_equal(conn_send(&c, "GET /foo HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+	assert_int_equal(read_response(&c, &r, false), 0);
+	assert_ok(check_response(&r, 200, "bar"));
+	conn_close(&c);
+	assert_ok(still_serves(e));
+}
+
+/* Three requests in one write (then byte by byte) are answered in order. */
+static void
+test_contract_pipelined_requests_are_answered_in_order(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+	struct conn c;
+	static const char three[] =
+		"GET /status?code=201 HTTP/1.1\r\nHost: x\r\n\r\n"
+		"POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\nhello"
+		"GET /status?code=202 HTTP/1.1\r\nHost: x\r\n\r\n";
+
+	env_start(e, NULL);
+	for (int bytewise = 0; bytewise <= 1; bytewise++) {
+		assert_int_equal(conn_open(&c, e->http_port), 0);
+		if (bytewise) {
+			for (size_t i = 0; three[i] != '\0'; i++)
+				assert_int_equal(send_all(c.fd, three + i, 1), 0);
+		} else {
+			assert_int_equal(conn_send(&c, three), 0);
+		}
+		assert_int_equal(read_response(&c, &r, false), 0);
+		assert_ok(check_response(&r, 201, "status 201\n"));
+		assert_int_equal(read_response(&c, &r, false), 0);
+		assert_ok(check_response(&r, 200, "hello"));
+		assert_int_equal(read_response(&c, &r, false), 0);
+		assert_ok(check_response(&r, 202, "status 202\n"));
+		conn_close(&c);
+	}
+	assert_ok(still_serves(e));
+}
+
+static int
+group_setup(void **state)
+{
+	const char *verbose = getenv("PTTH_TEST_VERBOSE");
+
+	(void)state;
+	signal(SIGPIPE, SIG_IGN);
+	ptth_log_set_verbose(verbose != NULL && strcmp(verbose, "1") == 0);
+	return curl_global_init(CURL_GLOBAL_DEFAULT) == CURLE_OK ? 0 : -1;
+}
+
+static int
+group_teardown(void **state)
+{
+	(void)state;
+	curl_global_cleanup();
+	return 0;
+}
+
+#define CONTRACT_TEST(name) cmocka_unit_test_setup_teardown(name, env_setup, env_teardown)
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		/* 400, then close */
+		CONTRACT_TEST(test_contract_unparsable_request_line_is_400_then_close),
+		CONTRACT_TEST(test_contract_misspelled_http_name_is_400_then_close),
+		CONTRACT_TEST(test_contract_content_length_with_transfer_encoding_is_400_then_close),
+		CONTRACT_TEST(test_contract_two_different_content_lengths_are_400_then_close),
+		CONTRACT_TEST(test_contract_space_before_colon_is_400_then_close),
+		CONTRACT_TEST(test_contract_obsolete_line_folding_is_400_then_close),
+		CONTRACT_TEST(test_contract_two_host_fields_are_400_then_close),
+		CONTRACT_TEST(test_contract_absolute_target_disagreeing_with_host_is_400_then_close),
+		CONTRACT_TEST(test_contract_http11_without_host_is_400_then_close),
+		/* limits */
+		CONTRACT_TEST(test_contract_target_over_max_uri_is_414_then_close),
+		CONTRACT_TEST(test_contract_header_block_over_max_header_bytes_is_431_then_close),
+		CONTRACT_TEST(test_contract_fields_over_max_header_fields_are_431_then_close),
+		CONTRACT_TEST(test_contract_content_length_over_max_body_is_413_before_the_body),
+		CONTRACT_TEST(test_contract_chunked_body_growing_over_max_body_is_413_then_close),
+		CONTRACT_TEST(test_contract_unknown_expectation_is_417_then_close),
+		/* slow and idle users */
+		CONTRACT_TEST(test_contract_half_a_head_is_408_then_close),
+		CONTRACT_TEST(test_contract_trickled_head_is_408_at_header_timeout),
+		CONTRACT_TEST(test_contract_idle_keep_alive_connection_is_closed_quietly),
+		CONTRACT_TEST(test_contract_silent_new_connection_is_closed_quietly),
+		/* capacity */
+		CONTRACT_TEST(test_contract_no_tunnel_is_503_with_a_short_text),
+		CONTRACT_TEST(test_contract_full_queue_is_503_with_retry_after),
+		CONTRACT_TEST(test_contract_full_queue_behind_a_real_backend_is_503_with_retry_after),
+		CONTRACT_TEST(test_contract_over_max_conns_is_503_then_close),
+		/* backend failures */
+		CONTRACT_TEST(test_contract_slow_backend_is_504_and_stream_reset),
+		CONTRACT_TEST(test_contract_tunnel_break_before_the_head_is_502),
+		CONTRACT_TEST(test_contract_backend_reset_before_the_head_is_502),
+		CONTRACT_TEST(test_contract_tunnel_break_after_the_head_cuts_a_sized_body),
+		CONTRACT_TEST(test_contract_tunnel_break_after_the_head_cuts_a_chunked_body),
+		/* forwarding */
+		CONTRACT_TEST(test_contract_hop_by_hop_fields_are_not_forwarded),
+		CONTRACT_TEST(test_contract_fields_named_in_any_connection_field_are_not_forwarded),
+		CONTRACT_TEST(test_contract_te_is_forwarded_only_as_trailers),
+		CONTRACT_TEST(test_contract_h2c_upgrade_request_is_served_over_http11),
+		CONTRACT_TEST(test_contract_host_becomes_authority),
+		CONTRACT_TEST(test_contract_absolute_form_target_is_accepted),
+		CONTRACT_TEST(test_contract_field_names_are_lower_cased),
+		CONTRACT_TEST(test_contract_forwarding_fields_are_added),
+		CONTRACT_TEST(test_contract_forwarding_lists_extend_every_incoming_field),
+		CONTRACT_TEST(test_contract_no_forwarded_adds_no_forwarding_fields),
+		/* request bodies */
+		CONTRACT_TEST(test_contract_content_length_body_streams_through_echo),
+		CONTRACT_TEST(test_contract_chunked_body_streams_through_echo),
+		CONTRACT_TEST(test_contract_echo_answers_before_the_request_body_ends),
+		CONTRACT_TEST(test_contract_expect_100_continue_gets_100_then_the_answer),
+		/* response framing */
+		CONTRACT_TEST(test_contract_head_gets_no_body),
+		CONTRACT_TEST(test_contract_204_and_304_carry_no_body),
+		CONTRACT_TEST(test_contract_unsized_response_is_chunked_for_http11),
+		CONTRACT_TEST(test_contract_unsized_response_is_close_delimited_for_http10),
+		CONTRACT_TEST(test_contract_trailers_follow_the_last_chunk),
+		CONTRACT_TEST(test_contract_pipelined_requests_are_answered_in_order),
+	};
+
+	return cmocka_run_group_tests(tests, group_setup, group_teardown);
+}
