@@ -34,6 +34,7 @@
 #include "exchange.h"
 #include "inbox.h"
 #include "lock.h"
+#include "net.h"
 
 /* The reader reports consumed bytes to the tunnel in batches of this
  * size. It must stay well under the pipe capacity (the stream window):
@@ -59,6 +60,7 @@ exchange_new(size_t pipe_cap)
 	header_list_init(&ex->out_head);
 	header_list_init(&ex->in_trailers);
 	header_list_init(&ex->out_trailers);
+	ex->notify_fd = -1;
 	ex->out_status = 200;
 	return ex;
 }
@@ -337,9 +339,60 @@ exchange_commit_head(struct exchange *ex)
 	exchange_kick(ex);
 }
 
+/* Router: asks to be told through ex->notify_fd when anything changes
+ * on the in side (head, body bytes, end, close), for a user thread that
+ * must also watch its socket. *seen is the caller's count of changes
+ * already looked at. Returns true, without arming, when there were new
+ * changes since: look at them first. */
+bool
+exchange_arm_notify(struct exchange *ex, unsigned *seen)
+{
+	bool changed;
+
+	mutex_lock(&ex->mu);
+	changed = ex->in_events != *seen;
+	*seen = ex->in_events;
+	ex->notify_armed = !changed;
+	mutex_unlock(&ex->mu);
+	return changed;
+}
+
+/* Router: the user thread stopped watching notify_fd. */
+void
+exchange_disarm_notify(struct exchange *ex)
+{
+	mutex_lock(&ex->mu);
+	ex->notify_armed = false;
+	mutex_unlock(&ex->mu);
+}
+
 /* ---------------------------------------------------------------------
  * Tunnel thread only below this line.
  */
+
+/* Wakes the app thread after a change on the in side: the condition
+ * variable for a thread blocked in an exchange wait, and (returned as
+ * true) the notify fd for one blocked in poll(). Caller must hold ex->mu
+ * and, when this returns true, write the fd after unlocking. */
+static bool
+exchange_in_changed_locked(struct exchange *ex)
+{
+	bool notify = ex->notify_armed;
+
+	ex->in_events++;
+	ex->notify_armed = false;
+	cond_broadcast(&ex->changed);
+	return notify;
+}
+
+/* Unlocks ex->mu, then writes the notify fd if notify says so. */
+static void
+exchange_unlock_and_notify(struct exchange *ex, bool notify)
+{
+	mutex_unlock(&ex->mu);
+	if (notify)
+		net_wake(ex->notify_fd);
+}
 
 /* Implements nghttp2_data_source_read_callback for both directions: it
  * moves out-pipe bytes into a DATA frame. With nothing buffered yet it
@@ -396,12 +449,14 @@ exchange_deliver_in(struct exchange *ex, nghttp2_session *session,
 {
 	ssize_t n = 0;
 
+	bool notify = false;
+
 	mutex_lock(&ex->mu);
 	if (!ex->cancelled && !ex->released)
 		n = body_pipe_write(&ex->in, data, len);
 	if (n > 0)
-		cond_broadcast(&ex->changed);
-	mutex_unlock(&ex->mu);
+		notify = exchange_in_changed_locked(ex);
+	exchange_unlock_and_notify(ex, notify);
 	ex->in_delivered += len;
 	if (n < (ssize_t)len) {
 		/* Discarded (cancelled, or out of memory): give the window back. */
@@ -454,8 +509,7 @@ exchange_end_in_head(struct exchange *ex)
 		return;
 	}
 	ex->in_head_done = true;
-	cond_broadcast(&ex->changed);
-	mutex_unlock(&ex->mu);
+	exchange_unlock_and_notify(ex, exchange_in_changed_locked(ex));
 }
 
 /* Marks the end of the in body (END_STREAM seen). */
@@ -464,8 +518,7 @@ exchange_finish_in(struct exchange *ex)
 {
 	mutex_lock(&ex->mu);
 	body_pipe_finish(&ex->in);
-	cond_broadcast(&ex->changed);
-	mutex_unlock(&ex->mu);
+	exchange_unlock_and_notify(ex, exchange_in_changed_locked(ex));
 }
 
 /* Records that the stream is over, with error 0 or a PTTH_E* code, and
@@ -481,8 +534,7 @@ exchange_close(struct exchange *ex, nghttp2_session *session, int error)
 	if (ex->error == 0)
 		ex->error = error;
 	ex->closed = true;
-	cond_broadcast(&ex->changed);
-	mutex_unlock(&ex->mu);
+	exchange_unlock_and_notify(ex, exchange_in_changed_locked(ex));
 	if (session != NULL && ex->in_delivered > ex->in_consumed)
 		nghttp2_session_consume_connection(session,
 		                                   ex->in_delivered - ex->in_consumed);

@@ -28,6 +28,7 @@ struct exchange {
 	/* Set before the exchange is shared, read-only afterwards: */
 	struct inbox *inbox;        /* the tunnel thread's inbox, for kicks */
 	char peer[64];              /* the other end's address, for logs */
+	int notify_fd;              /* router: the user thread's eventfd, or -1 */
 
 	/* Written by the app thread before it publishes them (the router
 	 * queues the exchange, a backend handler calls exchange_commit_head),
@@ -55,6 +56,8 @@ struct exchange {
 	bool released;              /* the app thread let go; in bytes are discarded */
 	bool closed;                /* the stream is over */
 	int error;                  /* why it ended badly: 0 or a PTTH_E* code */
+	unsigned in_events;         /* changes on the in side so far */
+	bool notify_armed;          /* write notify_fd at the next change */
 
 	/* guarded by inbox->mu: */
 	bool kicked;                /* on the inbox's kick list */
@@ -82,6 +85,8 @@ int exchange_wait(struct exchange *ex, unsigned what);
 int exchange_wait_until(struct exchange *ex, unsigned what, long long deadline_ms);
 void exchange_cancel(struct exchange *ex);
 bool exchange_in_head_done(struct exchange *ex);
+bool exchange_arm_notify(struct exchange *ex, unsigned *seen);
+void exchange_disarm_notify(struct exchange *ex);
 void exchange_release(struct exchange *ex, bool drain_in);
 void exchange_commit_head(struct exchange *ex);
 int exchange_move_out(struct exchange *dst, struct exchange *src);

@@ -86,6 +86,30 @@ header_list_copy(struct header_list *dst, const struct header_list *src)
 	return 0;
 }
 
+/* Returns every value of the fields called name joined with ", " (the
+ * list form RFC 9110 section 5.3 says is equivalent), newly allocated,
+ * or NULL when there is none (or memory ran out). */
+char *
+header_list_join(const struct header_list *l, const char *name)
+{
+	char *joined = NULL;
+
+	for (size_t i = 0; i < l->count; i++) {
+		char *longer;
+		if (strcasecmp(l->items[i].name, name) != 0)
+			continue;
+		if (joined == NULL)
+			longer = strdup(l->items[i].value);
+		else if (asprintf(&longer, "%s, %s", joined, l->items[i].value) < 0)
+			longer = NULL;
+		free(joined);
+		if (longer == NULL)
+			return NULL;
+		joined = longer;
+	}
+	return joined;
+}
+
 /* Returns the value of the first field called name (any case), or NULL. */
 const char *
 header_list_get(const struct header_list *l, const char *name)
@@ -179,8 +203,8 @@ headers_add_appended(struct header_list *out, const char *name, const char *earl
 	return rc;
 }
 
-/* Adds the fields that tell the backend who really asked (fields the
- * user sent are in, to be extended): X-Forwarded-For, X-Forwarded-Proto,
+/* Adds the fields that tell the backend who really asked (the user's
+ * own, possibly repeated, are in in and are extended): X-Forwarded-For, X-Forwarded-Proto,
  * X-Forwarded-Host and the standard Forwarded (RFC 7239), where an IPv6
  * address is bracketed and quoted. Returns 0 or -ENOMEM. */
 static int
@@ -188,6 +212,8 @@ headers_add_forwarded(struct header_list *out, const struct header_list *in,
                       const char *client_ip, const char *host)
 {
 	char node[128], fwd[512];
+	char *xff = header_list_join(in, "x-forwarded-for");
+	char *forwarded = header_list_join(in, "forwarded");
 	int rc;
 
 	if (strchr(client_ip, ':') != NULL)
@@ -199,14 +225,15 @@ headers_add_forwarded(struct header_list *out, const struct header_list *in,
 		snprintf(fwd, sizeof fwd, "%s;host=\"%s\";proto=http", node, host);
 	else
 		snprintf(fwd, sizeof fwd, "%s;proto=http", node);
-	rc = headers_add_appended(out, "x-forwarded-for",
-	                          header_list_get(in, "x-forwarded-for"), client_ip);
+	rc = headers_add_appended(out, "x-forwarded-for", xff, client_ip);
 	if (rc == 0)
 		rc = headers_add_str(out, "x-forwarded-proto", "http");
 	if (rc == 0 && host != NULL)
 		rc = headers_add_str(out, "x-forwarded-host", host);
 	if (rc == 0)
-		rc = headers_add_appended(out, "forwarded", header_list_get(in, "forwarded"), fwd);
+		rc = headers_add_appended(out, "forwarded", forwarded, fwd);
+	free(xff);
+	free(forwarded);
 	return rc;
 }
 
@@ -231,7 +258,8 @@ headers_request_to_h2(const struct http1_head *head, const char *client_ip,
                       struct header_list *out)
 {
 	const char *authority = head->url_host;
-	const char *connection = header_list_get(&head->fields, "connection");
+	/* Every Connection field counts, not only the first. */
+	char *connection = header_list_join(&head->fields, "connection");
 	int rc;
 
 	if (authority == NULL)
@@ -261,6 +289,7 @@ headers_request_to_h2(const struct http1_head *head, const char *client_ip,
 	}
 	if (rc == 0 && client_ip != NULL)
 		rc = headers_add_forwarded(out, &head->fields, client_ip, authority);
+	free(connection);
 	return rc;
 }
 

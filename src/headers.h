@@ -33,6 +33,7 @@ int header_list_add(struct header_list *l, const char *name, size_t name_len,
                     const char *value, size_t value_len);
 const char *header_list_get(const struct header_list *l, const char *name);
 int header_list_copy(struct header_list *dst, const struct header_list *src);
+char *header_list_join(const struct header_list *l, const char *name);
 bool headers_token_in_list(const char *list, const char *token);
 bool headers_is_hop_by_hop(const char *name, const char *connection);
 int headers_request_to_h2(const struct http1_head *head, const char *client_ip,

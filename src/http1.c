@@ -42,6 +42,8 @@ struct http1_parser {
 	struct http1_limits limits;
 
 	/* The head being collected: */
+	struct piece line;             /* the raw request line, to check its version */
+	bool line_done;                /* line holds it up to the LF */
 	struct piece url, field, value;
 	bool in_value;                 /* the last piece was a value */
 	struct http1_head head;
@@ -266,6 +268,27 @@ http1_check_host(struct http1_parser *p, const http_parser *hp)
 	return 0;
 }
 
+/* http-parser accepts any word starting with 'H' as "HTTP" and takes a
+ * line without a version as HTTP/0.9; RFC 9112 section 2.3 wants exactly
+ * "HTTP/1.x". Checks the raw request line that http1_parser_feed kept. */
+static int
+http1_check_version(struct http1_parser *p, const http_parser *hp)
+{
+	size_t len = p->line.len;
+	char want[16];
+	size_t wlen;
+
+	if (hp->http_major > 1)
+		return http1_fail(p, 505, "only HTTP/1.x is spoken here");
+	while (len > 0 && (p->line.data[len - 1] == '\r' || p->line.data[len - 1] == '\n'))
+		len--;
+	wlen = (size_t)snprintf(want, sizeof want, " HTTP/%d.%d", hp->http_major, hp->http_minor);
+	if (hp->http_major != 1 || !p->line_done || len < wlen ||
+	    memcmp(p->line.data + len - wlen, want, wlen) != 0)
+		return http1_fail(p, 400, "malformed HTTP version");
+	return 0;
+}
+
 static int
 on_headers_complete(http_parser *hp)
 {
@@ -275,7 +298,8 @@ on_headers_complete(http_parser *hp)
 
 	if (p->in_value && http1_commit_field(p) != 0)
 		return -1;
-	if (http1_head_fill_target(p) != 0 || http1_check_host(p, hp) != 0)
+	if (http1_check_version(p, hp) != 0 || http1_head_fill_target(p) != 0 ||
+	    http1_check_host(p, hp) != 0)
 		return -1;
 	p->head.method = http_method_str((enum http_method)hp->method);
 	p->head.path_and_query = p->path;
@@ -312,6 +336,9 @@ on_message_complete(http_parser *hp)
 	struct http1_parser *p = hp->data;
 
 	p->in_message = false;
+	p->head_done = false;
+	p->line.len = 0;
+	p->line_done = false;
 	if (p->cbs->on_end(p->arg) < 0)
 		return http1_fail(p, 500, "cannot forward request");
 	http_parser_pause(hp, 1);
@@ -349,10 +376,41 @@ http1_parser_free(struct http1_parser *p)
 	if (p == NULL)
 		return;
 	http1_head_reset(p);
+	free(p->line.data);
 	free(p->url.data);
 	free(p->field.data);
 	free(p->value.data);
 	free(p);
+}
+
+/* Keeps the request line's raw bytes (up to its LF) as they arrive, for
+ * http1_check_version(). A line longer than the URI limit allows is left
+ * incomplete: on_url reports it as 414 before the check runs. */
+static void
+http1_keep_line(struct http1_parser *p, const char *data, size_t len)
+{
+	const char *lf;
+	size_t take;
+
+	if (p->line_done || p->head_done)
+		return;
+	lf = memchr(data, '\n', len);
+	take = lf ? (size_t)(lf - data) + 1 : len;
+	/* Skip the empty lines RFC 9112 section 2.2 allows before a request. */
+	if (p->line.len == 0) {
+		while (take > 0 && (*data == '\r' || *data == '\n')) {
+			data++;
+			take--;
+			len--;
+		}
+		if (take == 0 && len > 0) {
+			http1_keep_line(p, data, len);
+			return;
+		}
+	}
+	if (piece_append(&p->line, data, take, p->limits.max_uri + 64) < 0)
+		return;
+	p->line_done = lf != NULL && take > 0 && data[take - 1] == '\n';
 }
 
 /* Remembers whether the bytes used end in a line break followed only by
@@ -379,6 +437,7 @@ http1_parser_feed(struct http1_parser *p, const char *data, size_t len)
 	enum http_errno err;
 
 	p->feed_start = data;
+	http1_keep_line(p, data, len);
 	used = http_parser_execute(&p->hp, &p->settings, data, len);
 	err = HTTP_PARSER_ERRNO(&p->hp);
 	http1_note_feed_end(p, data, used);

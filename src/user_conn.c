@@ -57,6 +57,8 @@ struct user_conn {
 
 	/* user thread only, no lock: */
 	struct http1_parser *parser;
+	int notify_fd;          /* eventfd: the tunnel says a response is moving */
+	unsigned seen_events;   /* changes of c->ex already looked at */
 	char in[ROUTER_READ_BUF];
 	char out[USER_OUT_SIZE + 64];   /* response bytes not yet sent */
 	size_t out_len;
@@ -357,6 +359,7 @@ user_conn_retry(struct user_conn *c)
 		rc = exchange_move_out(ex, old); /* fails if part of the body left */
 	if (rc == 0) {
 		ex->out_has_body = old->out_has_body;
+		ex->notify_fd = c->notify_fd;
 		snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
 		rc = user_conn_submit(c, ex);
 	}
@@ -371,6 +374,7 @@ user_conn_retry(struct user_conn *c)
 	atomic_fetch_sub(&old_tunnel->in_flight, 1);
 	tunnel_unref(old_tunnel);
 	c->ex = ex;
+	c->seen_events = 0;
 	c->submitted_ms = now_ms();
 	return 0;
 }
@@ -425,6 +429,8 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 		return user_conn_reject(c, 500, "out of memory", true);
 	}
 	ex->out_has_body = has_body;
+	ex->notify_fd = c->notify_fd;
+	c->seen_events = 0;
 	snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
 	rc = user_conn_submit(c, ex);
 	if (rc < 0) {
@@ -576,25 +582,44 @@ user_conn_answer(struct user_conn *c)
 /* Waits until the user sends something, within the time the current
  * state allows: the rest of a request head must come within
  * header_timeout_ms of its first byte; otherwise (between requests, or
- * in a body) idle_timeout_ms of silence is allowed.
+ * in a body) idle_timeout_ms of silence is allowed. While a request body
+ * is coming, response bytes that arrive meanwhile are passed on.
  * Returns 1 when readable, 0 on timeout, or a negative code. */
 static int
 user_conn_wait_readable(struct user_conn *c)
 {
 	const struct router_conf *conf = &c->r->conf;
-	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
-	long long timeout = conf->idle_timeout_ms;
+	struct pollfd pfd[2] = {
+		{ .fd = c->fd, .events = POLLIN },
+		{ .fd = c->notify_fd, .events = POLLIN },
+	};
+	long long deadline = now_ms() + conf->idle_timeout_ms;
 	int rc;
 
-	if (c->head_started_ms > 0 && http1_parser_in_head(c->parser)) {
-		timeout = c->head_started_ms + conf->header_timeout_ms - now_ms();
-		if (timeout < 0)
-			timeout = 0;
+	if (c->head_started_ms > 0 && http1_parser_in_head(c->parser))
+		deadline = c->head_started_ms + conf->header_timeout_ms;
+	for (;;) {
+		/* While a request body is still coming, the response may already
+		 * be moving: watch the exchange too, and pass it on. */
+		bool watch = c->ex != NULL && !c->response_done && !c->response_failed;
+		if (watch && exchange_arm_notify(c->ex, &c->seen_events)) {
+			if (user_conn_pump_response(c) < 0 && !c->response_failed)
+				return -EPIPE;
+			continue;
+		}
+		long long left = deadline - now_ms();
+		rc = poll(pfd, watch ? 2 : 1, left > 0 ? (int)left : 0);
+		if (watch)
+			exchange_disarm_notify(c->ex);
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0)
+			return rc < 0 ? -errno : 0;
+		if (watch && (pfd[1].revents & POLLIN))
+			net_wake_drain(c->notify_fd);
+		if (pfd[0].revents)
+			return 1;
 	}
-	do
-		rc = poll(&pfd, 1, (int)timeout);
-	while (rc < 0 && errno == EINTR);
-	return rc < 0 ? -errno : rc;
 }
 
 /* The user was too slow: 408 while a request is under way (then close),
@@ -692,6 +717,7 @@ user_conn_thread_main(void *arg)
 	user_conn_drop_exchange(c);
 	router_conn_remove(r, c);
 	close(c->fd);
+	close(c->notify_fd);
 	http1_parser_free(c->parser);
 	free(c);
 	router_thread_end(r);
@@ -716,6 +742,9 @@ user_conn_start(struct ptth_router *r, int fd)
 	net_peer_ip(fd, c->client_ip, sizeof c->client_ip);
 	net_local_name(fd, c->local_authority, sizeof c->local_authority);
 	net_set_nodelay(fd);
+	c->notify_fd = net_wake_fd_new();
+	if (c->notify_fd < 0)
+		goto out_free;
 	c->parser = http1_parser_new(&user_conn_http1_callbacks, c, &r->conf.limits);
 	if (c->parser == NULL)
 		goto out_free;
@@ -737,6 +766,8 @@ user_conn_start(struct ptth_router *r, int fd)
 	return 0;
 out_free:
 	http1_parser_free(c->parser);
+	if (c->notify_fd >= 0)
+		close(c->notify_fd);
 	free(c);
 out_close:
 	close(fd);
