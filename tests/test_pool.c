@@ -1,0 +1,524 @@
+/*
+ * test_pool.c -- unit tests for src/pool.c: add, remove, pick, count and
+ * snapshot, the references the pool takes and gives back, the three
+ * strategies (random reaching every tunnel, round-robin in turn,
+ * least-busy by in_flight), and pool_wait_count() timing out or being
+ * woken by another thread.
+ *
+ * The tunnels are real struct tunnel objects made cheaply: no socket and
+ * no thread, just a reference count and an inbox, so that tunnel_unref()
+ * frees them exactly as it frees a live tunnel. Each test checks that
+ * every reference count is back to its baseline (1, the test's own) when
+ * it ends, then drops it.
+ *
+ * Worker threads only call the pool and record what happened; the test
+ * thread joins them before it asserts anything, as STYLE.md asks.
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+
+#include "ptth.h"
+#include "lock.h"
+#include "pool.h"
+#include "tunnel.h"
+
+/* A tunnel with one reference (the caller's) and an inbox, as
+ * tunnel_start() makes one, minus the socket and the thread. */
+static struct tunnel *
+fake_tunnel_new(int id)
+{
+	struct tunnel *t = calloc(1, sizeof *t);
+
+	assert_non_null(t);
+	atomic_init(&t->refs, 1);
+	atomic_init(&t->stop, false);
+	atomic_init(&t->in_flight, 0);
+	t->id = id;
+	t->fd = -1;
+	assert_int_equal(inbox_init(&t->inbox, 4), 0);
+	return t;
+}
+
+static int
+refs_of(struct tunnel *t)
+{
+	return atomic_load(&t->refs);
+}
+
+static void
+test_pool_pick_on_empty_returns_null(void **state)
+{
+	struct pool p;
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_RANDOM);
+	assert_null(pool_pick(&p));
+	assert_int_equal(pool_count(&p), 0);
+	pool_destroy(&p);
+}
+
+static void
+test_pool_add_takes_a_reference_and_remove_drops_it(void **state)
+{
+	struct pool p;
+	struct tunnel *t = fake_tunnel_new(1);
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_RANDOM);
+	assert_int_equal(pool_add(&p, t), 0);
+	assert_int_equal(pool_count(&p), 1);
+	assert_int_equal(refs_of(t), 2);
+	pool_remove(&p, t);
+	assert_int_equal(pool_count(&p), 0);
+	assert_int_equal(refs_of(t), 1);
+	pool_destroy(&p);
+	tunnel_unref(t);
+}
+
+static void
+test_pool_remove_is_idempotent(void **state)
+{
+	struct pool p;
+	struct tunnel *a = fake_tunnel_new(1), *b = fake_tunnel_new(2);
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_RANDOM);
+	assert_int_equal(pool_add(&p, a), 0);
+	assert_int_equal(pool_add(&p, b), 0);
+	pool_remove(&p, a);
+	/* The second remove neither drops another reference nor unlists b. */
+	pool_remove(&p, a);
+	assert_int_equal(refs_of(a), 1);
+	assert_int_equal(refs_of(b), 2);
+	assert_int_equal(pool_count(&p), 1);
+	pool_remove(&p, b);
+	pool_remove(&p, b);
+	assert_int_equal(refs_of(b), 1);
+	assert_int_equal(pool_count(&p), 0);
+	pool_destroy(&p);
+	tunnel_unref(a);
+	tunnel_unref(b);
+}
+
+static void
+test_pool_remove_of_unlisted_tunnel_changes_nothing(void **state)
+{
+	struct pool p;
+	struct tunnel *listed = fake_tunnel_new(1), *other = fake_tunnel_new(2);
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_RANDOM);
+	assert_int_equal(pool_add(&p, listed), 0);
+	pool_remove(&p, other);
+	assert_int_equal(pool_count(&p), 1);
+	assert_int_equal(refs_of(listed), 2);
+	assert_int_equal(refs_of(other), 1);
+	pool_remove(&p, listed);
+	pool_destroy(&p);
+	tunnel_unref(listed);
+	tunnel_unref(other);
+}
+
+static void
+test_pool_pick_returns_the_tunnel_with_a_reference(void **state)
+{
+	struct pool p;
+	struct tunnel *t = fake_tunnel_new(1);
+	struct tunnel *picked;
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_RANDOM);
+	assert_int_equal(pool_add(&p, t), 0);
+	picked = pool_pick(&p);
+	assert_ptr_equal(picked, t);
+	assert_int_equal(refs_of(t), 3); /* the test's, the pool's, the pick's */
+	/* A picked tunnel stays valid after it leaves the pool. */
+	pool_remove(&p, t);
+	assert_int_equal(refs_of(t), 2);
+	assert_null(pool_pick(&p));
+	tunnel_unref(picked);
+	assert_int_equal(refs_of(t), 1);
+	pool_destroy(&p);
+	tunnel_unref(t);
+}
+
+/* Many random picks reach every tunnel, each about as often as the
+ * others: 5 tunnels, 5000 picks, so each expects 1000 with a standard
+ * deviation near 28; fewer than 500 would be a broken choice. */
+static void
+test_pool_pick_covers_every_tunnel(void **state)
+{
+	enum { N = 5, PICKS = 5000 };
+	struct pool p;
+	struct tunnel *t[N];
+	int hits[N] = { 0 }, strangers = 0;
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_RANDOM);
+	for (int i = 0; i < N; i++) {
+		t[i] = fake_tunnel_new(i + 1);
+		assert_int_equal(pool_add(&p, t[i]), 0);
+	}
+	for (int k = 0; k < PICKS; k++) {
+		struct tunnel *picked = pool_pick(&p);
+		int i = picked ? picked->id - 1 : -1;
+
+		if (i >= 0 && i < N && picked == t[i])
+			hits[i]++;
+		else
+			strangers++;
+		if (picked != NULL)
+			tunnel_unref(picked);
+	}
+	assert_int_equal(strangers, 0);
+	for (int i = 0; i < N; i++) {
+		assert_true(hits[i] >= PICKS / N / 2);
+		assert_int_equal(refs_of(t[i]), 2);
+		pool_remove(&p, t[i]);
+		assert_int_equal(refs_of(t[i]), 1);
+		tunnel_unref(t[i]);
+	}
+	pool_destroy(&p);
+}
+
+/* More tunnels than the first allocation (8) holds: the array grows,
+ * and removing from the middle keeps every other tunnel listed. */
+static void
+test_pool_count_follows_add_and_remove_past_growth(void **state)
+{
+	enum { N = 20 };
+	struct pool p;
+	struct tunnel *t[N];
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_RANDOM);
+	for (int i = 0; i < N; i++) {
+		t[i] = fake_tunnel_new(i + 1);
+		assert_int_equal(pool_add(&p, t[i]), 0);
+		assert_int_equal(pool_count(&p), (size_t)i + 1);
+	}
+	for (int i = 0; i < N; i += 2)
+		pool_remove(&p, t[i]);
+	assert_int_equal(pool_count(&p), N / 2);
+	for (int i = 0; i < N; i++)
+		assert_int_equal(refs_of(t[i]), i % 2 ? 2 : 1);
+	/* Only the odd ones can be picked now. */
+	for (int k = 0; k < 200; k++) {
+		struct tunnel *picked = pool_pick(&p);
+		assert_non_null(picked);
+		assert_int_equal(picked->id % 2, 0); /* ids are i + 1 */
+		tunnel_unref(picked);
+	}
+	for (int i = 1; i < N; i += 2)
+		pool_remove(&p, t[i]);
+	assert_int_equal(pool_count(&p), 0);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(refs_of(t[i]), 1);
+		tunnel_unref(t[i]);
+	}
+	pool_destroy(&p);
+}
+
+static void
+test_pool_snapshot_of_empty_pool_is_null(void **state)
+{
+	struct pool p;
+	struct tunnel **ts = (struct tunnel **)&p; /* must be overwritten */
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_RANDOM);
+	assert_int_equal(pool_snapshot(&p, &ts), 0);
+	assert_null(ts);
+	pool_destroy(&p);
+}
+
+static void
+test_pool_snapshot_lists_each_tunnel_with_a_reference(void **state)
+{
+	enum { N = 3 };
+	struct pool p;
+	struct tunnel *t[N], **ts;
+	size_t n;
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_RANDOM);
+	for (int i = 0; i < N; i++) {
+		t[i] = fake_tunnel_new(i + 1);
+		assert_int_equal(pool_add(&p, t[i]), 0);
+	}
+	n = pool_snapshot(&p, &ts);
+	assert_int_equal(n, N);
+	assert_non_null(ts);
+	for (int i = 0; i < N; i++) {
+		int seen = 0;
+		for (size_t k = 0; k < n; k++)
+			seen += ts[k] == t[i];
+		assert_int_equal(seen, 1);
+		assert_int_equal(refs_of(t[i]), 3);
+	}
+	/* The snapshot is a copy: emptying the pool leaves it intact. */
+	for (int i = 0; i < N; i++)
+		pool_remove(&p, t[i]);
+	assert_int_equal(pool_count(&p), 0);
+	for (size_t k = 0; k < n; k++)
+		tunnel_unref(ts[k]);
+	free(ts);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(refs_of(t[i]), 1);
+		tunnel_unref(t[i]);
+	}
+	pool_destroy(&p);
+}
+
+static void
+test_pool_wait_count_returns_at_once_when_enough_are_listed(void **state)
+{
+	struct pool p;
+	struct tunnel *t = fake_tunnel_new(1);
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_RANDOM);
+	assert_int_equal(pool_wait_count(&p, 0, 0), 0);
+	assert_int_equal(pool_add(&p, t), 0);
+	assert_int_equal(pool_wait_count(&p, 1, 0), 0);
+	pool_remove(&p, t);
+	pool_destroy(&p);
+	tunnel_unref(t);
+}
+
+static void
+test_pool_wait_count_times_out(void **state)
+{
+	enum { TIMEOUT_MS = 50 };
+	struct pool p;
+	struct tunnel *t = fake_tunnel_new(1);
+	long long start, elapsed;
+	int rc;
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_RANDOM);
+	assert_int_equal(pool_add(&p, t), 0);
+	start = now_ms();
+	rc = pool_wait_count(&p, 2, TIMEOUT_MS);
+	elapsed = now_ms() - start;
+	assert_int_equal(rc, -ETIMEDOUT);
+	assert_true(elapsed >= TIMEOUT_MS - 1); /* now_ms() truncates */
+	assert_true(elapsed < 5000);
+	assert_int_equal(refs_of(t), 2);
+	pool_remove(&p, t);
+	pool_destroy(&p);
+	tunnel_unref(t);
+}
+
+/* What an adder thread is given and what it did. */
+struct adder {
+	struct pool *p;
+	struct tunnel *t;
+	int rc;
+};
+
+static void *
+adder_thread_main(void *arg)
+{
+	struct adder *a = arg;
+
+	a->rc = pool_add(a->p, a->t);
+	return NULL;
+}
+
+static void
+test_pool_wait_count_returns_when_another_thread_adds(void **state)
+{
+	struct pool p;
+	struct adder a = { .p = &p, .rc = -1 };
+	pthread_t tid;
+	int rc;
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_RANDOM);
+	a.t = fake_tunnel_new(1);
+	assert_int_equal(pthread_create(&tid, NULL, adder_thread_main, &a), 0);
+	/* Generous: the add comes as soon as the thread runs. */
+	rc = pool_wait_count(&p, 1, 10000);
+	assert_int_equal(pthread_join(tid, NULL), 0);
+	assert_int_equal(a.rc, 0);
+	assert_int_equal(rc, 0);
+	assert_int_equal(pool_count(&p), 1);
+	assert_int_equal(refs_of(a.t), 2);
+	pool_remove(&p, a.t);
+	assert_int_equal(refs_of(a.t), 1);
+	pool_destroy(&p);
+	tunnel_unref(a.t);
+}
+
+static void
+test_pool_round_robin_takes_each_tunnel_in_turn(void **state)
+{
+	enum { N = 3, CYCLES = 4 };
+	struct pool p;
+	struct tunnel *t[N], *seq[N * CYCLES];
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_ROUND_ROBIN);
+	for (int i = 0; i < N; i++) {
+		t[i] = fake_tunnel_new(i + 1);
+		assert_int_equal(pool_add(&p, t[i]), 0);
+	}
+	for (int k = 0; k < N * CYCLES; k++) {
+		seq[k] = pool_pick(&p);
+		assert_non_null(seq[k]);
+		tunnel_unref(seq[k]);
+	}
+	/* Every window of N consecutive picks holds each tunnel once, so the
+	 * order repeats with period N. */
+	for (int k = 0; k < N; k++)
+		for (int j = k + 1; j < N; j++)
+			assert_ptr_not_equal(seq[k], seq[j]);
+	for (int k = N; k < N * CYCLES; k++)
+		assert_ptr_equal(seq[k], seq[k - N]);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(refs_of(t[i]), 2);
+		pool_remove(&p, t[i]);
+		tunnel_unref(t[i]);
+	}
+	pool_destroy(&p);
+}
+
+static void
+test_pool_least_busy_picks_the_tunnel_with_fewest_in_flight(void **state)
+{
+	enum { N = 3 };
+	struct pool p;
+	struct tunnel *t[N];
+	const int load[N] = { 5, 1, 3 };
+	bool seen[N] = { false };
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_LEAST_BUSY);
+	for (int i = 0; i < N; i++) {
+		t[i] = fake_tunnel_new(i + 1);
+		atomic_store(&t[i]->in_flight, load[i]);
+		assert_int_equal(pool_add(&p, t[i]), 0);
+	}
+	for (int k = 0; k < 10; k++) {
+		struct tunnel *picked = pool_pick(&p);
+		assert_ptr_equal(picked, t[1]);
+		tunnel_unref(picked);
+	}
+	/* All equally idle: ties rotate, so N picks reach every tunnel. */
+	for (int i = 0; i < N; i++)
+		atomic_store(&t[i]->in_flight, 0);
+	for (int k = 0; k < N; k++) {
+		struct tunnel *picked = pool_pick(&p);
+		assert_non_null(picked);
+		seen[picked->id - 1] = true;
+		tunnel_unref(picked);
+	}
+	for (int i = 0; i < N; i++) {
+		assert_true(seen[i]);
+		assert_int_equal(refs_of(t[i]), 2);
+		pool_remove(&p, t[i]);
+		tunnel_unref(t[i]);
+	}
+	pool_destroy(&p);
+}
+
+/* What a picker thread is given and what it saw. */
+struct picker {
+	struct pool *p;
+	int rounds;
+	int picked, empty;
+};
+
+static void *
+picker_thread_main(void *arg)
+{
+	struct picker *pk = arg;
+
+	for (int i = 0; i < pk->rounds; i++) {
+		struct tunnel *t = pool_pick(pk->p);
+		if (t == NULL) {
+			pk->empty++;
+			continue;
+		}
+		pk->picked++;
+		tunnel_unref(t);
+	}
+	return NULL;
+}
+
+/* Pickers take and drop references while the test thread adds and
+ * removes tunnels: no reference is lost or left behind. */
+static void
+test_pool_refcounts_return_to_baseline_after_concurrent_use(void **state)
+{
+	enum { N = 4, PICKERS = 4, ROUNDS = 20000, CHURN = 2000 };
+	struct pool p;
+	struct tunnel *t[N];
+	struct picker pk[PICKERS];
+	pthread_t tid[PICKERS];
+	int picked = 0;
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_RANDOM);
+	for (int i = 0; i < N; i++) {
+		t[i] = fake_tunnel_new(i + 1);
+		assert_int_equal(pool_add(&p, t[i]), 0);
+	}
+	for (int k = 0; k < PICKERS; k++) {
+		pk[k] = (struct picker){ .p = &p, .rounds = ROUNDS };
+		assert_int_equal(pthread_create(&tid[k], NULL, picker_thread_main, &pk[k]), 0);
+	}
+	/* Keep at least one tunnel listed, so that most picks succeed. */
+	for (int c = 0; c < CHURN; c++) {
+		struct tunnel *x = t[1 + c % (N - 1)];
+		pool_remove(&p, x);
+		assert_int_equal(pool_add(&p, x), 0);
+	}
+	for (int k = 0; k < PICKERS; k++) {
+		assert_int_equal(pthread_join(tid[k], NULL), 0);
+		assert_int_equal(pk[k].empty, 0);
+		picked += pk[k].picked;
+	}
+	assert_int_equal(picked, PICKERS * ROUNDS);
+	assert_int_equal(pool_count(&p), N);
+	for (int i = 0; i < N; i++) {
+		assert_int_equal(refs_of(t[i]), 2);
+		pool_remove(&p, t[i]);
+		assert_int_equal(refs_of(t[i]), 1);
+		tunnel_unref(t[i]);
+	}
+	pool_destroy(&p);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pool_pick_on_empty_returns_null),
+		cmocka_unit_test(test_pool_add_takes_a_reference_and_remove_drops_it),
+		cmocka_unit_test(test_pool_remove_is_idempotent),
+		cmocka_unit_test(test_pool_remove_of_unlisted_tunnel_changes_nothing),
+		cmocka_unit_test(test_pool_pick_returns_the_tunnel_with_a_reference),
+		cmocka_unit_test(test_pool_pick_covers_every_tunnel),
+		cmocka_unit_test(test_pool_count_follows_add_and_remove_past_growth),
+		cmocka_unit_test(test_pool_snapshot_of_empty_pool_is_null),
+		cmocka_unit_test(test_pool_snapshot_lists_each_tunnel_with_a_reference),
+		cmocka_unit_test(test_pool_wait_count_returns_at_once_when_enough_are_listed),
+		cmocka_unit_test(test_pool_wait_count_times_out),
+		cmocka_unit_test(test_pool_wait_count_returns_when_another_thread_adds),
+		cmocka_unit_test(test_pool_round_robin_takes_each_tunnel_in_turn),
+		cmocka_unit_test(test_pool_least_busy_picks_the_tunnel_with_fewest_in_flight),
+		cmocka_unit_test(test_pool_refcounts_return_to_baseline_after_concurrent_use),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
