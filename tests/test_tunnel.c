@@ -663,11 +663,11 @@ test_tunnel_cancelled_exchange_leaves_tunnel_usable(void **state)
 
 /* Each cancelled stream had a full window of bytes delivered and never
  * read; they must all be handed back to the connection window, or the
- * tunnel would eventually stop carrying anything. Note: the router opens
- * its connection window to 1 GiB (tunnel_session_new), so 20 leaked
- * windows (5 MiB) could not stall it; this test catches a leak only
- * together with ASan/TSan and the flow checks in exchange.c, not by a
- * stall. */
+ * tunnel would eventually stop carrying anything. Limit: the router opens
+ * its connection window to 1 GiB (tunnel_session_new), so the 5 MiB that
+ * 20 cancels could leak would not stall the last request. This test shows
+ * the tunnel keeps serving after many cancels of full streams; a small
+ * leak of the connection window would go unnoticed here. */
 static void
 test_tunnel_cancelled_exchanges_do_not_leak_connection_window(void **state)
 {
