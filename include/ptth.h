@@ -156,7 +156,7 @@ int ptth_response_add_trailer(struct ptth_response *res, const char *name,
 int ptth_response_write(struct ptth_response *res, const void *data, size_t len);
 /* Ends the response. Called automatically when the handler returns. */
 int ptth_response_end(struct ptth_response *res);
-/* Resets the stream instead of answering (RST_STREAM CANCEL); the router
+/* Resets the stream instead of answering (RST_STREAM INTERNAL_ERROR); the router
  * answers 502, or cuts the body short if the head was sent. */
 void ptth_response_reset(struct ptth_response *res);
 

@@ -9,7 +9,7 @@
  * Threads: the caller's thread runs new/start/wait/stop/free. Each slot
  *          thread dials, serves its tunnel (backend_conn.c), and redials
  *          when reconnect is on.
- * Locks:   b->mu guards stopping, conns[], live and result; it is taken
+ * Locks:   b->mu guards stopping, conns[], live, result and slots_ended; it is taken
  *          alone, never while calling into a session or another lock.
  *          b->stop mirrors stopping as an atomic for the tunnel loops.
  * Interface:
@@ -207,6 +207,10 @@ backend_slot_thread_main(void *arg)
 	}
 	if (fd >= 0)
 		close(fd);
+	mutex_lock(&b->mu);
+	b->slots_ended++;
+	cond_broadcast(&b->changed);
+	mutex_unlock(&b->mu);
 	return NULL;
 }
 
@@ -234,7 +238,6 @@ backend_start_slots(struct ptth_backend *b)
 		}
 	}
 	b->started = true;
-	b->joined = false;
 	if (rc < 0)
 		ptth_backend_stop(b);
 	return rc;
@@ -285,6 +288,8 @@ ptth_backend_tunnel_count(struct ptth_backend *b)
 	return live;
 }
 
+/* Any thread may wait, several at once: this only watches the count of
+ * slots that ended. Joining the threads is left to ptth_backend_stop(). */
 int
 ptth_backend_wait(struct ptth_backend *b)
 {
@@ -292,12 +297,9 @@ ptth_backend_wait(struct ptth_backend *b)
 
 	if (!b->started)
 		return PTTH_ESTATE;
-	if (!b->joined) {
-		for (int i = 0; i < b->slot_count; i++)
-			pthread_join(b->slots[i], NULL);
-		b->joined = true;
-	}
 	mutex_lock(&b->mu);
+	while (b->slots_ended < b->slot_count)
+		cond_wait(&b->changed, &b->mu);
 	rc = b->result;
 	mutex_unlock(&b->mu);
 	return rc;
@@ -316,7 +318,8 @@ ptth_backend_stop(struct ptth_backend *b)
 			inbox_wake(&b->conns[i]->inbox);
 	cond_broadcast(&b->changed);
 	mutex_unlock(&b->mu);
-	ptth_backend_wait(b);
+	for (int i = 0; i < b->slot_count; i++)
+		pthread_join(b->slots[i], NULL);
 	workers_stop(&b->workers);
 	b->started = false;
 }

@@ -34,12 +34,13 @@ struct ptth_backend {
 	struct backend_conn *conns[BACKEND_MAX_TUNNELS]; /* live, per slot */
 	int live;                     /* tunnels up right now */
 	int result;                   /* the first error that ended a slot */
+	int slots_ended;              /* slot threads that finished */
 
-	/* the caller's thread only (new/start/wait/stop/free): */
+	/* Written by start before the slots run, then read-only until stop: */
 	pthread_t slots[BACKEND_MAX_TUNNELS];
 	int slot_count;
 	int first_fd;                 /* backend_start_fd(): served by slot 0 */
-	bool started, joined;
+	bool started;                 /* start/stop/free run on one thread */
 };
 
 /* One TCP connection to the router and its server session. */

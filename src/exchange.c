@@ -257,17 +257,26 @@ exchange_read_in(struct exchange *ex, void *buf, size_t len, bool block)
 	return n;
 }
 
-/* The application gives up on the stream (the user went away, or a
- * handler asked for a reset). The tunnel thread resets the stream and
- * discards whatever still arrives for it. */
+/* The application gives up on the stream: the tunnel thread resets it
+ * with error_code (CANCEL when a user went away, INTERNAL_ERROR when a
+ * handler asked for it) and discards whatever still arrives for it. */
 void
-exchange_cancel(struct exchange *ex)
+exchange_reset(struct exchange *ex, uint32_t error_code)
 {
 	mutex_lock(&ex->mu);
+	if (!ex->cancelled)
+		ex->reset_code = error_code;
 	ex->cancelled = true;
 	cond_broadcast(&ex->changed);
 	mutex_unlock(&ex->mu);
 	exchange_kick(ex);
+}
+
+/* The user went away: reset with CANCEL. */
+void
+exchange_cancel(struct exchange *ex)
+{
+	exchange_reset(ex, NGHTTP2_CANCEL);
 }
 
 /* True once the in head is complete; the app thread may then read
@@ -297,8 +306,11 @@ exchange_release(struct exchange *ex, bool drain_in)
 
 	mutex_lock(&ex->mu);
 	ex->released = true;
-	if (!ex->closed && !(ex->out.finished && (ex->in.finished || drain_in)))
+	if (!ex->closed && !(ex->out.finished && (ex->in.finished || drain_in)) &&
+	    !ex->cancelled) {
 		ex->cancelled = true;
+		ex->reset_code = NGHTTP2_CANCEL;
+	}
 	body_pipe_discard(&ex->in);
 	kick = !ex->closed && (ex->cancelled || ex->in.unreported > 0);
 	cond_broadcast(&ex->changed);
@@ -549,10 +561,12 @@ exchange_service(struct exchange *ex, nghttp2_session *session)
 {
 	size_t unreported;
 	bool cancelled, closed, head_waiting;
+	uint32_t reset_code;
 
 	mutex_lock(&ex->mu);
 	unreported = body_pipe_take_unreported(&ex->in);
 	cancelled = ex->cancelled;
+	reset_code = ex->reset_code;
 	closed = ex->closed;
 	head_waiting = ex->out_head_ready && !ex->head_submitted;
 	mutex_unlock(&ex->mu);
@@ -565,7 +579,7 @@ exchange_service(struct exchange *ex, nghttp2_session *session)
 	if (cancelled) {
 		if (!ex->reset_sent)
 			nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, ex->stream_id,
-			                          NGHTTP2_CANCEL);
+			                          reset_code);
 		ex->reset_sent = true;
 		return false;
 	}

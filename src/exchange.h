@@ -53,6 +53,7 @@ struct exchange {
 	bool out_head_ready;        /* backend: the handler committed its response head */
 	bool out_deferred;          /* the tunnel's data provider waits for a resume */
 	bool cancelled;             /* the app thread gave up on the stream */
+	uint32_t reset_code;        /* the RST_STREAM code it asked for */
 	bool released;              /* the app thread let go; in bytes are discarded */
 	bool closed;                /* the stream is over */
 	int error;                  /* why it ended badly: 0 or a PTTH_E* code */
@@ -84,6 +85,7 @@ ssize_t exchange_read_in(struct exchange *ex, void *buf, size_t len, bool block)
 int exchange_wait(struct exchange *ex, unsigned what);
 int exchange_wait_until(struct exchange *ex, unsigned what, long long deadline_ms);
 void exchange_cancel(struct exchange *ex);
+void exchange_reset(struct exchange *ex, uint32_t error_code);
 bool exchange_in_head_done(struct exchange *ex);
 bool exchange_arm_notify(struct exchange *ex, unsigned *seen);
 void exchange_disarm_notify(struct exchange *ex);

@@ -29,6 +29,7 @@
 #include "ptth.h"
 #include "backend.h"
 #include "exchange.h"
+#include <nghttp2/nghttp2.h>
 #include "workers.h"
 
 /* What a handler sees: one request and its response, over one exchange. */
@@ -190,7 +191,7 @@ void
 ptth_response_reset(struct ptth_response *res)
 {
 	res->call->reset = true;
-	exchange_cancel(res->call->ex);
+	exchange_reset(res->call->ex, NGHTTP2_INTERNAL_ERROR);
 }
 
 int
