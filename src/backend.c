@@ -310,14 +310,25 @@ ptth_backend_stop(struct ptth_backend *b)
 {
 	if (!b->started)
 		return;
+	struct backend_conn *live[BACKEND_MAX_TUNNELS];
+	int n = 0;
+
 	mutex_lock(&b->mu);
 	b->stopping = true;
 	atomic_store(&b->stop, true);
-	for (int i = 0; i < BACKEND_MAX_TUNNELS; i++)
-		if (b->conns[i] != NULL)
-			inbox_wake(&b->conns[i]->inbox);
+	for (int i = 0; i < BACKEND_MAX_TUNNELS; i++) {
+		if (b->conns[i] != NULL) {
+			backend_conn_ref(b->conns[i]);
+			live[n++] = b->conns[i];
+		}
+	}
 	cond_broadcast(&b->changed);
 	mutex_unlock(&b->mu);
+	/* Woken outside b->mu, which is never held while taking another lock. */
+	for (int i = 0; i < n; i++) {
+		inbox_wake(&live[i]->inbox);
+		backend_conn_unref(live[i]);
+	}
 	for (int i = 0; i < b->slot_count; i++)
 		pthread_join(b->slots[i], NULL);
 	workers_stop(&b->workers);

@@ -71,6 +71,7 @@ struct user_conn {
 	long long body_bytes;   /* request body bytes so far (max_body) */
 	bool keep_alive;
 	bool retried;           /* sent again after a refusal (once at most) */
+	bool linger;            /* input may be left unread: drain before close */
 	bool head_request;
 	int version_minor;
 	int reject_status;      /* answer this instead of forwarding */
@@ -265,6 +266,7 @@ static int
 user_conn_send_gateway_error(struct user_conn *c, int rc)
 {
 	c->response_failed = true;
+	c->keep_alive = false; /* say "Connection: close": we close after this */
 	if (rc == PTTH_EREFUSED) {
 		log_info("%s: 503 tunnel %s refused the request and no other took it", c->peer,
 		         c->tunnel->name);
@@ -387,8 +389,10 @@ user_conn_reject(struct user_conn *c, int status, const char *text, bool stop)
 {
 	c->reject_status = status;
 	c->reject_text = text;
-	if (stop)
+	if (stop) {
 		c->keep_alive = false;
+		c->linger = true;
+	}
 	return stop ? -1 : 0;
 }
 
@@ -648,9 +652,10 @@ user_conn_fail_request(struct user_conn *c)
 	}
 	log_info("%s: %d %s", c->peer, status, text);
 	c->keep_alive = false;
+	c->linger = true; /* the rest of the request is unread */
 	if (!c->response_started)
-		user_conn_send_simple(c, status, NULL, "%d %s: %s", status,
-		                      headers_reason_phrase(status), text);
+		user_conn_send_simple(c, status, status == 503 ? "Retry-After: 1" : NULL,
+		                      "%d %s: %s", status, headers_reason_phrase(status), text);
 }
 
 /* Feeds n bytes of input to the parser, answering each request it
@@ -705,6 +710,27 @@ user_conn_serve(struct user_conn *c)
 	}
 }
 
+/* Closing a socket with unread input makes the kernel send a reset,
+ * which can destroy the error answer we just wrote (a 413 for a body the
+ * user is still sending). So: say we are done writing, then read and drop
+ * what still comes for a short while (RFC 9112 section 9.6). */
+static void
+user_conn_linger(struct user_conn *c)
+{
+	struct pollfd pfd = { .fd = c->fd, .events = POLLIN };
+	long long deadline = now_ms() + 1000;
+	size_t drained = 0;
+
+	shutdown(c->fd, SHUT_WR);
+	while (drained < 1024 * 1024 && now_ms() < deadline &&
+	       poll(&pfd, 1, (int)(deadline - now_ms())) > 0) {
+		ssize_t n = recv(c->fd, c->in, sizeof c->in, 0);
+		if (n <= 0)
+			break;
+		drained += (size_t)n;
+	}
+}
+
 /* The user connection thread. */
 static void *
 user_conn_thread_main(void *arg)
@@ -715,6 +741,8 @@ user_conn_thread_main(void *arg)
 	pthread_setname_np(pthread_self(), "ptth-user");
 	user_conn_serve(c);
 	user_conn_drop_exchange(c);
+	if (c->linger)
+		user_conn_linger(c);
 	router_conn_remove(r, c);
 	close(c->fd);
 	close(c->notify_fd);

@@ -1,0 +1,151 @@
+#!/usr/bin/env bash
+# check-tutorial.sh -- keep the prose honest: fail when TUTORIAL.md,
+# README.md or docs/*.md name something the code no longer has.
+#
+# Usage: scripts/check-tutorial.sh       (make test runs it after the suites)
+#
+# Checks, each problem printed on its own line:
+#   1. every function named in backticks, `name()` or `name(args)`, is
+#      defined in src/, include/, examples/, tests/ or fuzz/ (a line
+#      starting with "name(" at column 0, as the house style puts every
+#      definition, or a "#define name("), or is an external function from
+#      the allow-lists below (nghttp2, http-parser, libcurl, pthread,
+#      cmocka, a few libc);
+#   2. every path named in the prose (src/..., tests/..., include/...,
+#      examples/..., scripts/..., docs/..., fuzz/...) exists;
+#   3. every chapter a module card names ("Tutorial: "Chapter"" in the
+#      card at the top of src/*.c, examples/*.c, tests/support/*.c and
+#      fuzz/*.c) is a heading of TUTORIAL.md with exactly that text;
+#   4. TUTORIAL.md contains no C code block: it refers to code by name.
+# Exits 0 when everything matches, 1 otherwise.
+set -uo pipefail
+
+cd "$(dirname "$0")/.." || exit 1
+
+# External functions the prose may name. Prefixes cover whole libraries.
+external_prefixes=(nghttp2_ http_parser curl_ pthread_ cmocka_)
+external_names=(
+	accept4 poll recv send read write eventfd shutdown close socket bind
+	listen connect socketpair setsockopt getaddrinfo sigwait rand_r malloc
+	calloc realloc free abort exit usleep nanosleep fprintf printf strerror
+	posix_spawn main
+)
+
+# The directories whose paths the prose may name, as a regex alternation.
+dirs='(src|tests|include|examples|scripts|docs|fuzz)'
+
+problems=()
+problem()
+{
+	problems+=("$1")
+}
+
+docs=()
+for f in TUTORIAL.md README.md docs/*.md; do
+	[[ -f $f ]] && docs+=("$f")
+done
+if [[ ! -f TUTORIAL.md ]]; then
+	problem "TUTORIAL.md: missing"
+fi
+
+# --- 1. Functions ------------------------------------------------------
+
+# Every name defined at column 0 (or as a function-like macro) in the code.
+declare -A defined=()
+while read -r name; do
+	defined[$name]=1
+done < <(
+	find src include examples tests fuzz -type f \( -name '*.c' -o -name '*.h' \) \
+		-print0 2>/dev/null |
+	xargs -0 -r sed -n -E \
+		-e 's/^([A-Za-z_][A-Za-z0-9_]*)\(.*/\1/p' \
+		-e 's/^#[[:space:]]*define[[:space:]]+([A-Za-z_][A-Za-z0-9_]*)\(.*/\1/p' |
+	sort -u
+)
+
+is_external()
+{
+	local name=$1 p
+	for p in "${external_prefixes[@]}"; do
+		[[ $name == "$p"* ]] && return 0
+	done
+	for p in "${external_names[@]}"; do
+		[[ $name == "$p" ]] && return 0
+	done
+	return 1
+}
+
+for doc in "${docs[@]}"; do
+	# grep -n prints "LINE:`name(" for each backticked call.
+	while IFS=: read -r line match; do
+		name=${match#\`}
+		name=${name%(}
+		[[ -n ${defined[$name]:-} ]] && continue
+		is_external "$name" && continue
+		problem "$doc:$line: \`$name()\` is defined nowhere in the code"
+	done < <(grep -noE '`[A-Za-z_][A-Za-z0-9_]*\(' "$doc")
+done
+
+# --- 2. Paths ----------------------------------------------------------
+
+for doc in "${docs[@]}"; do
+	# A path starts at a word boundary that is not inside another path
+	# (so build/tests/... is not read as tests/...).
+	while IFS=: read -r line match; do
+		path=${match#?}                    # drop the character before it
+		[[ $match =~ ^$dirs/ ]] && path=$match
+		path=${path%%[.,:;)\`\'\"]}        # trailing punctuation
+		path=${path%.}
+		[[ $path == *[\*\<\>{}]* ]] && continue   # a pattern, not a file
+		[[ $path == */ ]] && path=${path%/}
+		[[ -e $path ]] && continue
+		problem "$doc:$line: $path does not exist"
+	done < <(grep -noE "(^|[^A-Za-z0-9_./-])$dirs/[A-Za-z0-9_./*<>{}-]*[A-Za-z0-9_*>}/]" \
+		"$doc")
+done
+
+# --- 3. Chapters named by module cards --------------------------------
+
+declare -A headings=()
+if [[ -f TUTORIAL.md ]]; then
+	while read -r heading; do
+		headings[$heading]=1
+	done < <(sed -n -E 's/^#{1,6}[[:space:]]+(.*[^[:space:]])[[:space:]]*$/\1/p' \
+		TUTORIAL.md)
+fi
+
+for src in src/*.c examples/*.c tests/support/*.c fuzz/*.c; do
+	[[ -f $src ]] || continue
+	# The card is the first comment; its Tutorial field may continue on
+	# indented lines. Print the field's text, one line per card line.
+	field=$(awk '
+		/\*\// { exit }
+		/^ \* Tutorial:/ { on = 1; sub(/^ \* Tutorial:/, ""); print; next }
+		on && /^ \*( {2,}|\t)/ { print; next }
+		on { exit }
+	' "$src")
+	[[ -z $field ]] && continue
+	while read -r chapter; do
+		[[ -z $chapter ]] && continue
+		[[ -n ${headings[$chapter]:-} ]] && continue
+		problem "$src: its card names \"$chapter\", not a heading of TUTORIAL.md"
+	done < <(grep -oE '"[^"]+"' <<<"$field" | sed 's/^"//; s/"$//')
+done
+
+# --- 4. No pasted C in the tutorial -----------------------------------
+
+if [[ -f TUTORIAL.md ]]; then
+	while IFS=: read -r line _; do
+		problem "TUTORIAL.md:$line: a C code block; name the function instead"
+	done < <(grep -nE '^[[:space:]]*```[[:space:]]*(c|C|h|cpp)[[:space:]]*$' TUTORIAL.md)
+fi
+
+# --- Report --------------------------------------------------------------
+
+if [[ ${#problems[@]} -gt 0 ]]; then
+	printf '%s\n' "${problems[@]}"
+	echo "check-tutorial: ${#problems[@]} problem(s) in the prose"
+	exit 1
+fi
+echo "check-tutorial: ${#docs[@]} documents match the code"
+exit 0
