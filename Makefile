@@ -4,14 +4,21 @@
 #   make test            also builds build/tests/test_* and runs every suite
 #   make asan-test       the same under AddressSanitizer + UBSan (build/asan/)
 #   make tsan-test       the same under ThreadSanitizer (build/tsan/)
+#   make valgrind-test   the normal build's suites under valgrind memcheck
+#   make fuzz            the libFuzzer targets fuzz/fuzz_*.c (build/fuzz/)
+#   make fuzz-smoke      each fuzz target for FUZZ_SECONDS (60) seconds
+#   make fuzz-seeds      re-record the seed corpora in fuzz/corpus/
+#   make coverage        line and branch coverage of src/ (build/coverage/)
+#   make lint            cppcheck and clang-tidy over src/ and include/
 #   make demo            router, backend and user talking on localhost
 #   make install         PREFIX=/usr/local, DESTDIR honoured
 #   make clean           back to the tree as cloned
 #
 # Variables: CFLAGS (default -O2 -g), WERROR=1 (warnings are errors),
-# SAN=address|thread (sanitizer build in its own directory), TESTS="queue
-# tunnel" (run only the suites whose names contain one of the words), V=1
-# (stream test output instead of printing it only for failing suites).
+# SAN=address|thread (sanitizer build in its own directory), COVERAGE=1
+# (gcov build in build/coverage/), TESTS="queue tunnel" (run only the
+# suites whose names contain one of the words), V=1 (stream test output
+# instead of printing it only for failing suites), FUZZ_SECONDS=N.
 
 VERSION := 0.1.0
 
@@ -30,12 +37,21 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 # installs whichever are missing and is silent otherwise.
 BUILD_PACKAGES := build-essential pkg-config libnghttp2-dev \
 	libhttp-parser-dev libcurl4-openssl-dev
-TEST_PACKAGES := libcmocka-dev curl nghttp2-client nghttp2-server socat
+TEST_PACKAGES := libcmocka-dev curl nghttp2-client nghttp2-server socat \
+	golang-go golang-golang-x-net-dev
 
-# Output directories. A sanitizer build keeps everything, including its
-# programs, apart from the normal build, so both can coexist.
+# Output directories. A sanitizer or coverage build keeps everything,
+# including its programs, apart from the normal build, so all can coexist.
 SAN ?=
-ifeq ($(SAN),)
+COVERAGE ?=
+ifeq ($(COVERAGE),1)
+ifneq ($(SAN),)
+$(error COVERAGE=1 and SAN=$(SAN) do not mix)
+endif
+BUILD := build/coverage
+BIN := $(BUILD)/bin
+SAN_FLAGS := --coverage
+else ifeq ($(SAN),)
 BUILD := build
 BIN := bin
 SAN_FLAGS :=
@@ -91,8 +107,9 @@ TEST_OBJS := $(TEST_SRCS:%.c=$(OBJ)/%.o)
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(OBJ)/%.o)
 
 STATIC_LIB := $(BUILD)/libptth.a
-# The shared library is for installing; sanitizer builds skip it.
-ifeq ($(SAN),)
+# The shared library is for installing; sanitizer and coverage builds
+# skip it.
+ifeq ($(SAN)$(COVERAGE),)
 SHARED_LIB := $(BUILD)/libptth.so
 endif
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BIN)/%)
@@ -104,8 +121,9 @@ comma := ,
 wrap_flags = $(addprefix -Wl$(comma)--wrap=,\
 	$(shell sed -n 's,^/\* wrap: \(.*\) \*/,\1,p' $(1)))
 
-.PHONY: all lib examples tests test asan-test tsan-test demo install \
-	uninstall clean build-deps test-deps FORCE
+.PHONY: all lib examples tests test asan-test tsan-test valgrind-test demo \
+	install uninstall clean build-deps test-deps valgrind-deps FORCE \
+	fuzz fuzz-smoke fuzz-seeds fuzz-deps coverage coverage-deps lint lint-deps
 
 all: lib examples
 
@@ -164,8 +182,22 @@ $(BUILD)/tests/%: $(OBJ)/tests/%.o $(SUPPORT_OBJS) $(STATIC_LIB)
 		$< $(SUPPORT_OBJS) $(STATIC_LIB) $(CMOCKA_LIBS) $(LIBS)
 
 # Running. Suites find the example programs through PTTH_BIN_DIR.
-test: $(STATIC_LIB) $(EXAMPLES) $(TESTS_BIN) | test-deps
-	@PTTH_BIN_DIR='$(abspath $(BIN))' PTTH_SAN='$(SAN)' \
+# The Go original, re-created in tests/compat as a peer for test_compat.
+# Plain Go binaries (no sanitizer), so every flavour shares build/go; go
+# build leaves an up-to-date binary untouched, so touch them for make.
+GO_BIN := build/go
+GO_PEERS := $(GO_BIN)/gorouter $(GO_BIN)/gobackend
+GO_PEER_SRCS := $(shell find tests/compat -name '*.go') tests/compat/build.sh
+
+$(GO_PEERS) &: $(GO_PEER_SRCS) | test-deps
+	bash tests/compat/build.sh $(GO_BIN)
+	@touch $(GO_PEERS)
+
+# Running. Suites find the example programs through PTTH_BIN_DIR and the
+# Go peers through PTTH_GO_BIN_DIR.
+test: $(STATIC_LIB) $(EXAMPLES) $(TESTS_BIN) $(GO_PEERS) | test-deps
+	@PTTH_BIN_DIR='$(abspath $(BIN))' PTTH_GO_BIN_DIR='$(abspath $(GO_BIN))' \
+		PTTH_SAN='$(SAN)' \
 		PTTH_TESTS='$(TESTS)' PTTH_TEST_VERBOSE='$(V)' \
 		bash scripts/run-tests.sh $(BUILD)/tests/logs $(TESTS_BIN)
 
@@ -175,8 +207,121 @@ asan-test:
 tsan-test:
 	$(MAKE) SAN=thread test
 
+# Memcheck on the normal build: any error, or memory definitely or
+# indirectly lost, fails the suite. It follows the suite process only;
+# the bin/ programs some suites spawn run natively. Valgrind runs threads
+# one at a time and many times slower, hence the longer timeout and
+# PTTH_SAN=valgrind, which tells the suites to scale their work down;
+# some suites run hundreds of threads at once, past memcheck's default
+# limit of 500. VALGRIND_SKIP names suites memcheck cannot run:
+# test_peers and test_compat wait for their child processes with
+# pidfd_open(), a system call valgrind 3.19 (Debian 12) does not know.
+VALGRIND ?= valgrind
+VALGRIND_FLAGS ?= --tool=memcheck --leak-check=full \
+	--errors-for-leak-kinds=definite,indirect --error-exitcode=1 \
+	--child-silent-after-fork=yes --fair-sched=yes --max-threads=4096 \
+	--num-callers=30 --suppressions=$(abspath scripts/valgrind.supp)
+VALGRIND_TIMEOUT ?= 1200
+VALGRIND_SKIP ?= test_peers test_compat
+VALGRIND_TESTS := $(filter-out $(VALGRIND_SKIP:%=$(BUILD)/tests/%),$(TESTS_BIN))
+
+valgrind-deps:
+	@bash scripts/need-packages.sh valgrind
+
+valgrind-test: $(STATIC_LIB) $(EXAMPLES) $(TESTS_BIN) $(GO_PEERS) | test-deps valgrind-deps
+	$(if $(SAN),$(error valgrind-test runs the normal build; leave SAN empty))
+	@PTTH_BIN_DIR='$(abspath $(BIN))' PTTH_GO_BIN_DIR='$(abspath $(GO_BIN))' \
+		PTTH_SAN=valgrind \
+		PTTH_TESTS='$(TESTS)' PTTH_TEST_VERBOSE='$(V)' \
+		PTTH_TEST_TIMEOUT='$(VALGRIND_TIMEOUT)' \
+		PTTH_TEST_RUNNER='$(VALGRIND) $(VALGRIND_FLAGS)' \
+		bash scripts/run-tests.sh $(BUILD)/tests/valgrind-logs \
+		$(VALGRIND_TESTS)
+
 demo: all
 	@bash scripts/demo.sh $(BIN)
+
+# Fuzzing. Every fuzz/fuzz_NAME.c is a libFuzzer target, build/fuzz/fuzz_NAME,
+# linked with the other fuzz/*.c helpers (not record_seeds.c, a program of
+# its own) and with the library compiled by clang with the same
+# sanitizers, in build/fuzz/obj/. Seeds made by the project are in
+# fuzz/corpus/TARGET/; what a run adds goes to build/fuzz/corpus/TARGET/.
+FUZZ_CC ?= clang
+FUZZ_SECONDS ?= 60
+FUZZ_OPT ?= -O1
+FUZZ_PACKAGES := clang libclang-rt-14-dev
+FUZZ_DIR := build/fuzz
+FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
+	-fno-omit-frame-pointer
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN_FLAGS) -pthread -Iinclude -Isrc \
+	-Ifuzz $(DEP_CFLAGS) -g $(FUZZ_OPT) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP
+FUZZ_TARGET_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
+FUZZ_HELPER_SRCS := $(filter-out $(FUZZ_TARGET_SRCS) fuzz/record_seeds.c,\
+	$(sort $(wildcard fuzz/*.c)))
+FUZZ_LIB_OBJS := $(LIB_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_HELPER_OBJS := $(FUZZ_HELPER_SRCS:%.c=$(FUZZ_DIR)/obj/%.o)
+FUZZ_TARGETS := $(FUZZ_TARGET_SRCS:fuzz/%.c=$(FUZZ_DIR)/%)
+
+fuzz: $(FUZZ_TARGETS)
+
+fuzz-deps: | build-deps
+	@bash scripts/need-packages.sh $(FUZZ_PACKAGES)
+
+$(FUZZ_DIR)/obj/%.o: %.c | build-deps fuzz-deps
+	@mkdir -p $(@D)
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/fuzz/fuzz_%.o $(FUZZ_HELPER_OBJS) $(FUZZ_LIB_OBJS)
+	$(FUZZ_CC) -pthread $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ \
+		$(NGHTTP2_LIBS) $(HTTP_PARSER_LIBS)
+
+fuzz-smoke: $(FUZZ_TARGETS)
+	@bash scripts/fuzz-smoke.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
+
+# The recorder runs a real router and backend through a recording relay;
+# see fuzz/record_seeds.c. Its output is committed.
+$(BUILD)/record_seeds: $(OBJ)/fuzz/record_seeds.o $(STATIC_LIB)
+	@mkdir -p $(@D)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(STATIC_LIB) $(LIBS)
+
+$(OBJ)/fuzz/%.o: fuzz/%.c | build-deps
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -c $< -o $@
+
+fuzz-seeds: $(BUILD)/record_seeds
+	rm -f fuzz/corpus/fuzz_tunnel/rec-* fuzz/corpus/fuzz_backend/rec-*
+	$(BUILD)/record_seeds fuzz/corpus
+
+# Coverage: the suites run on a -O0 gcov build (COVERAGE=1, build/coverage/),
+# then gcovr sums up src/. Old counters are removed first so that each run
+# measures itself. The figure is printed, with a WARNING line under
+# COVERAGE_MIN percent of lines; only failing suites fail the target.
+COVERAGE_MIN ?= 85
+COVERAGE_PACKAGES := gcovr
+
+coverage-deps: | build-deps
+	@bash scripts/need-packages.sh $(COVERAGE_PACKAGES)
+
+coverage: | test-deps coverage-deps
+	@find build/coverage -name '*.gcda' -delete 2>/dev/null || true
+	@$(MAKE) --no-print-directory COVERAGE=1 CFLAGS='-O0 -g' test; \
+		status=$$?; \
+		bash scripts/coverage-report.sh build/coverage $(COVERAGE_MIN) || \
+		status=1; \
+		exit $$status
+
+# Static analysis, configured by .clang-tidy and scripts/cppcheck.supp.
+# Both read the same compiler flags the build uses.
+LINT_PACKAGES := cppcheck clang-tidy
+LINT_SRCS := $(LIB_SRCS)
+LINT_HDRS := $(sort $(wildcard src/*.h include/*.h))
+
+lint-deps: | build-deps
+	@bash scripts/need-packages.sh $(LINT_PACKAGES)
+
+lint: | lint-deps
+	@bash scripts/lint.sh "-std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(DEP_CFLAGS)" \
+		$(LINT_SRCS) -- $(LINT_HDRS)
 
 # Installing. ptth.pc is regenerated every time, since PREFIX may differ
 # from the last run.
@@ -209,4 +354,5 @@ FORCE:
 .SECONDARY:
 
 -include $(wildcard $(LIB_OBJS:.o=.d) $(PIC_OBJS:.o=.d) \
-	$(EXAMPLE_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(SUPPORT_OBJS:.o=.d))
+	$(EXAMPLE_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(SUPPORT_OBJS:.o=.d) \
+	$(FUZZ_DIR)/obj/*/*.d $(OBJ)/fuzz/*.d)

@@ -16,6 +16,9 @@
 #   PTTH_TEST_VERBOSE  1 streams suite output; otherwise it is kept in
 #                      LOGDIR/NAME.log and printed only on failure
 #   PTTH_TEST_TIMEOUT  seconds per suite instead of 300
+#   PTTH_TEST_RUNNER   a command put in front of every suite, split on
+#                      spaces (make valgrind-test sets "valgrind ..."); the
+#                      prose check after the suites runs without it
 set -uo pipefail
 
 logdir=${1:?usage: run-tests.sh LOGDIR SUITE...}
@@ -36,6 +39,10 @@ thread)
 	export TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1${TSAN_OPTIONS:+:$TSAN_OPTIONS}"
 	;;
 esac
+
+# The runner prefix, as words. Suites spawn bin/router and bin/backend
+# themselves; a runner such as valgrind follows only the suite process.
+read -r -a runner <<<"${PTTH_TEST_RUNNER:-}"
 
 mkdir -p "$logdir"
 passed=()
@@ -84,7 +91,7 @@ run_suite()
 
 for suite in $(printf '%s\n' "$@" | sort); do
 	name=${suite##*/}
-	selected "$name" && run_suite "$name" "$suite"
+	selected "$name" && run_suite "$name" "${runner[@]}" "$suite"
 done
 if [[ -f scripts/check-tutorial.sh ]] && selected check-tutorial; then
 	run_suite check-tutorial bash scripts/check-tutorial.sh

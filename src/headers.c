@@ -211,27 +211,27 @@ static int
 headers_add_forwarded(struct header_list *out, const struct header_list *in,
                       const char *client_ip, const char *host)
 {
-	char node[128], fwd[512];
+	bool v6 = strchr(client_ip, ':') != NULL;
+	/* A host with quotes or backslashes would need escaping: leave it out. */
+	bool with_host = host != NULL && strpbrk(host, "\"\\") == NULL;
 	char *xff = header_list_join(in, "x-forwarded-for");
 	char *forwarded = header_list_join(in, "forwarded");
-	int rc;
+	char *fwd = NULL;
+	int rc = -ENOMEM;
 
-	if (strchr(client_ip, ':') != NULL)
-		snprintf(node, sizeof node, "for=\"[%s]\"", client_ip);
-	else
-		snprintf(node, sizeof node, "for=%s", client_ip);
-	/* A host with quotes or backslashes would need escaping: leave it out. */
-	if (host != NULL && strpbrk(host, "\"\\") == NULL)
-		snprintf(fwd, sizeof fwd, "%s;host=\"%s\";proto=http", node, host);
-	else
-		snprintf(fwd, sizeof fwd, "%s;proto=http", node);
-	rc = headers_add_appended(out, "x-forwarded-for", xff, client_ip);
+	if (asprintf(&fwd, "for=%s%s%s%s%s%s;proto=http", v6 ? "\"[" : "", client_ip,
+	             v6 ? "]\"" : "", with_host ? ";host=\"" : "", with_host ? host : "",
+	             with_host ? "\"" : "") < 0)
+		fwd = NULL;
+	if (fwd != NULL)
+		rc = headers_add_appended(out, "x-forwarded-for", xff, client_ip);
 	if (rc == 0)
 		rc = headers_add_str(out, "x-forwarded-proto", "http");
 	if (rc == 0 && host != NULL)
 		rc = headers_add_str(out, "x-forwarded-host", host);
 	if (rc == 0)
 		rc = headers_add_appended(out, "forwarded", forwarded, fwd);
+	free(fwd);
 	free(xff);
 	free(forwarded);
 	return rc;

@@ -394,23 +394,20 @@ http1_keep_line(struct http1_parser *p, const char *data, size_t len)
 
 	if (p->line_done || p->head_done)
 		return;
-	lf = memchr(data, '\n', len);
-	take = lf ? (size_t)(lf - data) + 1 : len;
 	/* Skip the empty lines RFC 9112 section 2.2 allows before a request. */
 	if (p->line.len == 0) {
-		while (take > 0 && (*data == '\r' || *data == '\n')) {
+		while (len > 0 && (*data == '\r' || *data == '\n')) {
 			data++;
-			take--;
 			len--;
 		}
-		if (take == 0 && len > 0) {
-			http1_keep_line(p, data, len);
-			return;
-		}
 	}
+	if (len == 0)
+		return;
+	lf = memchr(data, '\n', len);
+	take = lf ? (size_t)(lf - data) + 1 : len;
 	if (piece_append(&p->line, data, take, p->limits.max_uri + 64) < 0)
 		return;
-	p->line_done = lf != NULL && take > 0 && data[take - 1] == '\n';
+	p->line_done = lf != NULL;
 }
 
 /* Remembers whether the bytes used end in a line break followed only by

@@ -549,11 +549,37 @@ test_headers_request_to_h2_without_forwarding_adds_nothing(void **state)
 	header_list_free(&head.fields);
 }
 
+/* A Host of any length yields a whole Forwarded value (no fixed buffer
+ * may cut it short, leaving an open quote and no proto). */
+static void
+test_headers_forwarded_keeps_a_long_host_whole(void **state)
+{
+	struct http1_head head = { .method = "GET", .path_and_query = "/" };
+	struct header_list out;
+	char host[2001];
+	const char *fwd;
+
+	(void)state;
+	memset(host, 'h', sizeof host - 1);
+	host[sizeof host - 1] = '\0';
+	header_list_init(&head.fields);
+	header_list_add(&head.fields, "Host", 4, host, strlen(host));
+	header_list_init(&out);
+	assert_int_equal(headers_request_to_h2(&head, "192.0.2.7", &out), 0);
+	fwd = header_list_get(&out, "forwarded");
+	assert_non_null(fwd);
+	assert_int_equal(strlen(fwd), strlen("for=192.0.2.7;host=\"\";proto=http") + 2000);
+	assert_string_equal(fwd + strlen(fwd) - 12, "\";proto=http");
+	header_list_free(&out);
+	header_list_free(&head.fields);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_headers_request_to_h2_adds_forwarding_fields),
+		cmocka_unit_test(test_headers_forwarded_keeps_a_long_host_whole),
 		cmocka_unit_test(test_headers_request_to_h2_without_forwarding_adds_nothing),
 		cmocka_unit_test(test_headers_list_add_keeps_terminated_copies_in_order),
 		cmocka_unit_test(test_headers_list_add_accepts_empty_value),

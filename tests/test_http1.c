@@ -932,10 +932,35 @@ test_http1_absolute_form_with_query_but_no_path_gives_slash_query(void **state)
 	parser_free(p, &r);
 }
 
+/* Many empty lines before a request (allowed by RFC 9112 section 2.2)
+ * are skipped in a loop: 64 KiB of them once overflowed a thread stack
+ * by recursing per line. The request after them is still checked. */
+static void
+test_http1_many_empty_lines_before_a_request_are_skipped(void **state)
+{
+	static const char req[] = "GET /x HTTP/1.1\r\nHost: h\r\n\r\n";
+	size_t blank = 64 * 1024;
+	char *buf = malloc(blank + sizeof req);
+	struct recorder r;
+	struct http1_parser *p = parser_new(&r, NULL);
+
+	(void)state;
+	assert_non_null(buf);
+	memset(buf, '\n', blank);
+	memcpy(buf + blank, req, sizeof req);
+	assert_int_equal(http1_parser_feed(p, buf, blank + sizeof req - 1),
+	                 (ssize_t)(blank + sizeof req - 1));
+	assert_int_equal(r.heads, 1);
+	assert_string_equal(r.path, "/x");
+	free(buf);
+	parser_free(p, &r);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_http1_many_empty_lines_before_a_request_are_skipped),
 		cmocka_unit_test(test_http1_simple_get_reports_head_without_body),
 		cmocka_unit_test(test_http1_http10_request_is_not_keep_alive),
 		cmocka_unit_test(test_http1_connection_close_turns_off_keep_alive),
