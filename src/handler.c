@@ -165,11 +165,22 @@ int
 ptth_response_write(struct ptth_response *res, const void *data, size_t len)
 {
 	struct handler_call *call = res->call;
+	const char *p = data;
 
 	if (call->ended || call->reset)
 		return PTTH_ESTATE;
-	call_send_head(call);
-	return exchange_write_out_all(call->ex, data, len);
+	if (!call->head_sent) {
+		/* Body bytes first, then the head: the tunnel thread then sends
+		 * HEADERS and the first DATA in one write, so a backend that dies
+		 * in between cannot leave the router with a head and no body. */
+		ssize_t n = exchange_write_out(call->ex, p, len);
+		if (n < 0)
+			return (int)n;
+		p += n;
+		len -= (size_t)n;
+		call_send_head(call);
+	}
+	return exchange_write_out_all(call->ex, p, len);
 }
 
 int
@@ -207,6 +218,14 @@ ptth_response_send(struct ptth_response *res, int status, const char *content_ty
 		rc = ptth_response_add_header(res, "content-type", content_type);
 	if (rc == 0)
 		rc = ptth_response_add_header(res, "content-length", length);
+	/* A body that fits the pipe goes out with its head and its end in one
+	 * write: ptth_response_end() finishes the body before the head. */
+	if (rc == 0 && len > 0 && !res->call->head_sent) {
+		ssize_t n = exchange_write_out(res->call->ex, body, len);
+		rc = n < 0 ? (int)n : 0;
+		body = (const char *)body + (n > 0 ? n : 0);
+		len -= n > 0 ? (size_t)n : 0;
+	}
 	if (rc == 0 && len > 0)
 		rc = ptth_response_write(res, body, len);
 	if (rc == 0)

@@ -118,10 +118,11 @@ pool_least_busy_locked(struct pool *p)
 }
 
 /* Picks a live tunnel by the pool's strategy: at random like the
- * original, in turn, or the least busy. Returns it with a reference the
- * caller must drop, or NULL when the pool is empty. */
+ * original, in turn, or the least busy, never avoid (may be NULL) while
+ * another is listed. Returns it with a reference the caller must drop,
+ * or NULL when no tunnel is left to pick. */
 struct tunnel *
-pool_pick(struct pool *p)
+pool_pick(struct pool *p, const struct tunnel *avoid)
 {
 	struct tunnel *t = NULL;
 	size_t i = 0;
@@ -139,8 +140,12 @@ pool_pick(struct pool *p)
 			i = (size_t)rand_r(&p->seed) % p->count;
 			break;
 		}
-		t = p->items[i];
-		tunnel_ref(t);
+		if (p->items[i] == avoid)
+			i = (i + 1) % p->count; /* the next one, when there is one */
+		if (p->items[i] != avoid) {
+			t = p->items[i];
+			tunnel_ref(t);
+		}
 	}
 	mutex_unlock(&p->mu);
 	return t;

@@ -22,7 +22,7 @@ void pool_init(struct pool *p, int balance);
 void pool_destroy(struct pool *p);
 int pool_add(struct pool *p, struct tunnel *t);
 void pool_remove(struct pool *p, struct tunnel *t);
-struct tunnel *pool_pick(struct pool *p);
+struct tunnel *pool_pick(struct pool *p, const struct tunnel *avoid);
 size_t pool_count(struct pool *p);
 int pool_wait_count(struct pool *p, size_t n, int timeout_ms);
 size_t pool_snapshot(struct pool *p, struct tunnel ***out);

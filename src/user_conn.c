@@ -303,12 +303,12 @@ user_conn_pump_response(struct user_conn *c)
  * tunnel and the tunnel one on ex. Returns 0, or the last error (-EAGAIN
  * full, -EPIPE closing) or -ENOENT when no tunnel is live. */
 static int
-user_conn_submit(struct user_conn *c, struct exchange *ex)
+user_conn_submit(struct user_conn *c, struct exchange *ex, const struct tunnel *avoid)
 {
 	int rc = -ENOENT;
 
 	for (int attempt = 0; attempt < 4; attempt++) {
-		struct tunnel *t = pool_pick(&c->r->pool);
+		struct tunnel *t = pool_pick(&c->r->pool, avoid);
 		if (t == NULL)
 			break;
 		ex->inbox = &t->inbox;
@@ -363,7 +363,7 @@ user_conn_retry(struct user_conn *c)
 		ex->out_has_body = old->out_has_body;
 		ex->notify_fd = c->notify_fd;
 		snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
-		rc = user_conn_submit(c, ex);
+		rc = user_conn_submit(c, ex, old_tunnel); /* anywhere but there */
 	}
 	if (rc < 0) {
 		exchange_unref(ex);
@@ -436,7 +436,7 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	ex->notify_fd = c->notify_fd;
 	c->seen_events = 0;
 	snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
-	rc = user_conn_submit(c, ex);
+	rc = user_conn_submit(c, ex, NULL);
 	if (rc < 0) {
 		exchange_unref(ex);
 		/* Without a 100 the client may not send its body: stop and close. */

@@ -60,7 +60,7 @@ test_pool_pick_on_empty_returns_null(void **state)
 
 	(void)state;
 	pool_init(&p, PTTH_BALANCE_RANDOM);
-	assert_null(pool_pick(&p));
+	assert_null(pool_pick(&p, NULL));
 	assert_int_equal(pool_count(&p), 0);
 	pool_destroy(&p);
 }
@@ -137,13 +137,13 @@ test_pool_pick_returns_the_tunnel_with_a_reference(void **state)
 	(void)state;
 	pool_init(&p, PTTH_BALANCE_RANDOM);
 	assert_int_equal(pool_add(&p, t), 0);
-	picked = pool_pick(&p);
+	picked = pool_pick(&p, NULL);
 	assert_ptr_equal(picked, t);
 	assert_int_equal(refs_of(t), 3); /* the test's, the pool's, the pick's */
 	/* A picked tunnel stays valid after it leaves the pool. */
 	pool_remove(&p, t);
 	assert_int_equal(refs_of(t), 2);
-	assert_null(pool_pick(&p));
+	assert_null(pool_pick(&p, NULL));
 	tunnel_unref(picked);
 	assert_int_equal(refs_of(t), 1);
 	pool_destroy(&p);
@@ -168,7 +168,7 @@ test_pool_pick_covers_every_tunnel(void **state)
 		assert_int_equal(pool_add(&p, t[i]), 0);
 	}
 	for (int k = 0; k < PICKS; k++) {
-		struct tunnel *picked = pool_pick(&p);
+		struct tunnel *picked = pool_pick(&p, NULL);
 		int i = picked ? picked->id - 1 : -1;
 
 		if (i >= 0 && i < N && picked == t[i])
@@ -212,7 +212,7 @@ test_pool_count_follows_add_and_remove_past_growth(void **state)
 		assert_int_equal(refs_of(t[i]), i % 2 ? 2 : 1);
 	/* Only the odd ones can be picked now. */
 	for (int k = 0; k < 200; k++) {
-		struct tunnel *picked = pool_pick(&p);
+		struct tunnel *picked = pool_pick(&p, NULL);
 		assert_non_null(picked);
 		assert_int_equal(picked->id % 2, 0); /* ids are i + 1 */
 		tunnel_unref(picked);
@@ -373,7 +373,7 @@ test_pool_round_robin_takes_each_tunnel_in_turn(void **state)
 		assert_int_equal(pool_add(&p, t[i]), 0);
 	}
 	for (int k = 0; k < N * CYCLES; k++) {
-		seq[k] = pool_pick(&p);
+		seq[k] = pool_pick(&p, NULL);
 		assert_non_null(seq[k]);
 		tunnel_unref(seq[k]);
 	}
@@ -409,7 +409,7 @@ test_pool_least_busy_picks_the_tunnel_with_fewest_in_flight(void **state)
 		assert_int_equal(pool_add(&p, t[i]), 0);
 	}
 	for (int k = 0; k < 10; k++) {
-		struct tunnel *picked = pool_pick(&p);
+		struct tunnel *picked = pool_pick(&p, NULL);
 		assert_ptr_equal(picked, t[1]);
 		tunnel_unref(picked);
 	}
@@ -417,7 +417,7 @@ test_pool_least_busy_picks_the_tunnel_with_fewest_in_flight(void **state)
 	for (int i = 0; i < N; i++)
 		atomic_store(&t[i]->in_flight, 0);
 	for (int k = 0; k < N; k++) {
-		struct tunnel *picked = pool_pick(&p);
+		struct tunnel *picked = pool_pick(&p, NULL);
 		assert_non_null(picked);
 		seen[picked->id - 1] = true;
 		tunnel_unref(picked);
@@ -444,7 +444,7 @@ picker_thread_main(void *arg)
 	struct picker *pk = arg;
 
 	for (int i = 0; i < pk->rounds; i++) {
-		struct tunnel *t = pool_pick(pk->p);
+		struct tunnel *t = pool_pick(pk->p, NULL);
 		if (t == NULL) {
 			pk->empty++;
 			continue;
@@ -499,10 +499,42 @@ test_pool_refcounts_return_to_baseline_after_concurrent_use(void **state)
 	pool_destroy(&p);
 }
 
+/* A retry must go elsewhere: pool_pick never returns the tunnel to avoid
+ * while another is listed, whatever the strategy, and returns NULL when
+ * it is the only one. */
+static void
+test_pool_pick_avoids_the_given_tunnel(void **state)
+{
+	int strategies[] = { PTTH_BALANCE_RANDOM, PTTH_BALANCE_ROUND_ROBIN,
+	                     PTTH_BALANCE_LEAST_BUSY };
+
+	(void)state;
+	for (size_t k = 0; k < sizeof strategies / sizeof strategies[0]; k++) {
+		struct pool p;
+		struct tunnel *a = fake_tunnel_new(1), *b = fake_tunnel_new(2);
+
+		pool_init(&p, strategies[k]);
+		assert_int_equal(pool_add(&p, a), 0);
+		assert_null(pool_pick(&p, a));
+		assert_int_equal(pool_add(&p, b), 0);
+		for (int i = 0; i < 100; i++) {
+			struct tunnel *t = pool_pick(&p, a);
+			assert_ptr_equal(t, b);
+			tunnel_unref(t);
+		}
+		pool_remove(&p, a);
+		pool_remove(&p, b);
+		pool_destroy(&p);
+		tunnel_unref(a);
+		tunnel_unref(b);
+	}
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pool_pick_avoids_the_given_tunnel),
 		cmocka_unit_test(test_pool_pick_on_empty_returns_null),
 		cmocka_unit_test(test_pool_add_takes_a_reference_and_remove_drops_it),
 		cmocka_unit_test(test_pool_remove_is_idempotent),

@@ -331,7 +331,7 @@ request_try_start(struct fixture *f, const char *method, const char *path, bool 
 {
 	int rc;
 
-	rq->t = pool_pick(&f->r->pool);
+	rq->t = pool_pick(&f->r->pool, NULL);
 	assert_non_null(rq->t);
 	rq->ex = exchange_new(ROUTER_STREAM_WINDOW);
 	assert_non_null(rq->ex);
@@ -737,7 +737,7 @@ test_tunnel_backend_stop_fails_in_flight_exchanges(void **state)
 	assert_true(exchange_write_out_all(mid_body.ex, "x", 1) < 0);
 	assert_int_equal(pool_wait_empty(&f->r->pool), 0);
 	assert_int_equal(ptth_router_tunnel_count(f->r), 0);
-	assert_null(pool_pick(&f->r->pool));
+	assert_null(pool_pick(&f->r->pool, NULL));
 	/* The dead tunnel refuses new work instead of queueing it forever. */
 	late.t = no_head.t;
 	late.ex = exchange_new(ROUTER_STREAM_WINDOW);
