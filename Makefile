@@ -10,6 +10,7 @@
 #   make fuzz-seeds      re-record the seed corpora in fuzz/corpus/
 #   make coverage        line and branch coverage of src/ (build/coverage/)
 #   make lint            cppcheck and clang-tidy over src/ and include/
+#   make bench           benchmarks next to nghttpx -> nghttpd (bench/results/)
 #   make demo            router, backend and user talking on localhost
 #   make install         PREFIX=/usr/local, DESTDIR honoured
 #   make clean           back to the tree as cloned
@@ -240,6 +241,19 @@ valgrind-test: $(STATIC_LIB) $(EXAMPLES) $(TESTS_BIN) $(GO_PEERS) | test-deps va
 
 demo: all
 	@bash scripts/demo.sh $(BIN)
+
+# Benchmarks next to nghttpx -> nghttpd; the table and chart land in
+# bench/results/, see docs/PERFORMANCE.md. The normal build only: a
+# sanitizer build would measure the sanitizer.
+BENCH_PACKAGES := wrk nghttp2-client nghttp2-proxy nghttp2-server gnuplot-nox \
+	valgrind strace curl iproute2
+
+bench-deps: | build-deps
+	@bash scripts/need-packages.sh $(BENCH_PACKAGES)
+
+bench: all | bench-deps
+	@test -z '$(SAN)' || { echo 'bench: run it without SAN=' >&2; exit 1; }
+	@bash bench/run.sh $(BIN)
 
 # Fuzzing. Every fuzz/fuzz_NAME.c is a libFuzzer target, build/fuzz/fuzz_NAME,
 # linked with the other fuzz/*.c helpers (not record_seeds.c, a program of

@@ -46,6 +46,7 @@ struct conn_thread {
 	struct exchange **kicked;
 	size_t kicked_alloc;
 	long long drain_deadline_ms;  /* set once GOAWAY was sent; else 0 */
+	struct exchange_batch batch;  /* handlers to wake after this pass */
 };
 
 void
@@ -124,6 +125,7 @@ on_begin_headers_callback(nghttp2_session *session, const nghttp2_frame *frame,
 		return NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE;
 	ex->inbox = &ct->conn->inbox;
 	ex->stream_id = frame->hd.stream_id;
+	ex->batch = &ct->batch;
 	nghttp2_session_set_stream_user_data(session, frame->hd.stream_id, ex);
 	open_link(ct, ex);
 	return 0;
@@ -365,6 +367,7 @@ conn_run(struct conn_thread *ct, const char **reason)
 			*reason = "session finished";
 			return 0;
 		}
+		exchange_batch_flush(&ct->batch); /* wake handlers once, before sleeping */
 		rc = session_io_wait(&ct->io, ct->conn->inbox.wake_fd, conn_poll_timeout(ct, now));
 		if (rc < 0)
 			break;
@@ -416,6 +419,7 @@ backend_conn_serve(struct backend_conn *conn, const char **reason)
 		rc = conn_run(&ct, reason);
 	inbox_close(&conn->inbox);
 	conn_fail_all(&ct);
+	exchange_batch_flush(&ct.batch);
 	if (ct.session != NULL)
 		nghttp2_session_del(ct.session);
 	close(conn->fd);

@@ -382,19 +382,57 @@ exchange_disarm_notify(struct exchange *ex)
  * Tunnel thread only below this line.
  */
 
-/* Wakes the app thread after a change on the in side: the condition
- * variable for a thread blocked in an exchange wait, and (returned as
- * true) the notify fd for one blocked in poll(). Caller must hold ex->mu
- * and, when this returns true, write the fd after unlocking. */
+/* Records a change on the in side for the app thread. Outside a batch
+ * the app thread is woken now: the condition variable for a thread
+ * blocked in an exchange wait, and (returned as true) the notify fd for
+ * one blocked in poll(). Inside a batch (a tunnel thread's pass through
+ * nghttp2, where one response may end its head, deliver its body and end
+ * its stream in a single read) the wake-up waits for
+ * exchange_batch_flush(), so the app thread wakes once, not four times.
+ * Caller must hold ex->mu and, when this returns true, write the fd
+ * after unlocking. */
 static bool
 exchange_in_changed_locked(struct exchange *ex)
 {
 	bool notify = ex->notify_armed;
 
 	ex->in_events++;
+	if (ex->batch != NULL) {
+		if (!ex->batched) {
+			ex->batched = true;
+			exchange_ref(ex); /* the batch's reference */
+			ex->batch_next = ex->batch->head;
+			ex->batch->head = ex;
+		}
+		return false;
+	}
 	ex->notify_armed = false;
 	cond_broadcast(&ex->changed);
 	return notify;
+}
+
+/* Tunnel thread: wakes the app thread of every exchange in the batch,
+ * once each, after the locks are released (a thread woken while we still
+ * held its mutex would only block again on it). */
+void
+exchange_batch_flush(struct exchange_batch *b)
+{
+	struct exchange *ex;
+
+	while ((ex = b->head) != NULL) {
+		bool notify;
+
+		b->head = ex->batch_next;
+		ex->batched = false;
+		mutex_lock(&ex->mu);
+		notify = ex->notify_armed;
+		ex->notify_armed = false;
+		mutex_unlock(&ex->mu);
+		cond_broadcast(&ex->changed);
+		if (notify)
+			net_wake(ex->notify_fd);
+		exchange_unref(ex);
+	}
 }
 
 /* Unlocks ex->mu, then writes the notify fd if notify says so. */
@@ -426,8 +464,6 @@ exchange_data_source_read_callback(nghttp2_session *session, int32_t stream_id,
 	(void)user_data;
 	mutex_lock(&ex->mu);
 	n = (ssize_t)body_pipe_read(&ex->out, buf, length);
-	if (n > 0)
-		cond_broadcast(&ex->changed); /* room for the writer again */
 	if (body_pipe_at_end(&ex->out)) {
 		*data_flags |= NGHTTP2_DATA_FLAG_EOF;
 		if (ex->out_trailers.count > 0)
@@ -441,6 +477,8 @@ exchange_data_source_read_callback(nghttp2_session *session, int32_t stream_id,
 		n = NGHTTP2_ERR_DEFERRED;
 	}
 	mutex_unlock(&ex->mu);
+	if (n > 0)
+		cond_broadcast(&ex->changed); /* room for the writer again */
 	if (trailers != NULL) {
 		/* Allowed inside this callback; ends the stream with HEADERS. */
 		if (nghttp2_submit_trailer(session, stream_id, trailers,

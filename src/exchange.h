@@ -13,6 +13,14 @@
 #include "headers.h"
 
 struct inbox;
+struct exchange;
+
+/* Tunnel thread only: exchanges whose in side changed during one pass of
+ * the loop, to be woken once each, after nghttp2 has returned (see
+ * exchange_batch_flush). */
+struct exchange_batch {
+	struct exchange *head;
+};
 
 /* What exchange_wait() may wait for; any one of them ends the wait, and
  * so does the end of the stream. */
@@ -71,6 +79,9 @@ struct exchange {
 	uint64_t in_delivered;      /* DATA bytes put into the in pipe */
 	uint64_t in_consumed;       /* of which reported to nghttp2 */
 	struct exchange *open_prev, *open_next; /* the tunnel's open streams */
+	struct exchange_batch *batch; /* where in-side changes wait to wake the app */
+	struct exchange *batch_next;
+	bool batched;               /* on batch, with a reference */
 };
 
 struct exchange *exchange_new(size_t pipe_cap);
@@ -106,5 +117,6 @@ void exchange_end_in_head(struct exchange *ex);
 void exchange_finish_in(struct exchange *ex);
 void exchange_close(struct exchange *ex, nghttp2_session *session, int error);
 bool exchange_service(struct exchange *ex, nghttp2_session *session);
+void exchange_batch_flush(struct exchange_batch *b);
 
 #endif

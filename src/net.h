@@ -14,6 +14,7 @@ void net_peer_ip(int fd, char *buf, size_t len);
 int net_write_all(int fd, const void *buf, size_t len);
 void net_set_nodelay(int fd);
 void net_set_keepalive(int fd);
+void net_set_recv_timeout(int fd, int ms);
 int net_wake_fd_new(void);
 void net_wake(int fd);
 void net_wake_drain(int fd);

@@ -68,9 +68,12 @@ queue_push(struct queue *q, void *item)
 	} else {
 		q->items[(q->head + q->len) % q->cap] = item;
 		q->len++;
-		cond_signal(&q->nonempty);
 	}
 	mutex_unlock(&q->mu);
+	/* Signalled after unlocking: a consumer woken while we still held
+	 * q->mu would only block on it again. */
+	if (rc == 0)
+		cond_signal(&q->nonempty);
 	return rc;
 }
 

@@ -99,6 +99,7 @@ ptth_router_new(const struct ptth_router_options *opts)
 		return NULL;
 	}
 	router_conf_set(r, opts);
+	atomic_init(&r->draining, false);
 	r->http_fd = r->tunnel_fd = -1;
 	pool_init(&r->pool, r->conf.balance);
 	mutex_init(&r->mu);
@@ -180,13 +181,13 @@ router_conn_remove(struct ptth_router *r, struct user_conn *c)
 bool
 router_conn_idle(struct ptth_router *r, struct user_conn *c, bool idle)
 {
-	bool go_on;
-
-	mutex_lock(&r->mu);
-	go_on = !r->draining;
-	user_conn_set_idle(c, idle && go_on);
-	mutex_unlock(&r->mu);
-	return go_on;
+	/* No lock on this path, taken twice per request by every user thread:
+	 * the flags are sequentially consistent atomics. The user thread stores
+	 * idle, then loads draining; ptth_router_shutdown() stores draining,
+	 * then loads idle. Of two such pairs at least one sees the other's
+	 * store, so an idle connection either closes by itself or is woken. */
+	user_conn_set_idle(c, idle);
+	return !atomic_load(&r->draining);
 }
 
 /* The accept loop for one listening socket: start is user_conn_start or
@@ -357,9 +358,7 @@ ptth_router_shutdown(struct ptth_router *r)
 	struct timespec deadline = deadline_after_ms(r->conf.drain_timeout_ms);
 	int rc = 0;
 
-	mutex_lock(&r->mu);
-	r->draining = true;
-	mutex_unlock(&r->mu);
+	atomic_store(&r->draining, true);
 	router_stop_accepting(r);
 	mutex_lock(&r->mu);
 	for (struct user_conn *c = r->conns; c != NULL; c = user_conn_next(c))

@@ -3,6 +3,7 @@
 #define PTTH_ROUTER_H
 
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdbool.h>
 
 #include "ptth.h"
@@ -47,7 +48,8 @@ struct ptth_router {
 	/* guarded by mu: */
 	int threads;              /* connection and tunnel threads still running */
 	bool stopping;
-	bool draining;            /* shutting down: finish requests, then close */
+	atomic_bool draining;     /* shutting down: finish requests, then close;
+	                             atomic, read without mu (router_conn_idle) */
 	struct user_conn *conns;  /* live user connections, for stop */
 	int conn_count;
 	int next_tunnel_id;

@@ -50,6 +50,7 @@ struct tunnel_thread {
 	struct exchange *open;       /* submitted streams not yet closed */
 	uint32_t open_count;
 	bool goaway;                 /* the backend sent GOAWAY: no new streams */
+	struct exchange_batch batch; /* users to wake after this pass */
 	struct keepalive ka;
 	struct exchange **kicked;    /* scratch array for inbox_take_kicked() */
 	size_t kicked_alloc;
@@ -308,6 +309,7 @@ tunnel_submit_stream(struct tunnel_thread *tt, struct exchange *ex)
 		return;
 	}
 	ex->stream_id = id;
+	ex->batch = &tt->batch;
 	open_link(tt, ex);
 	tt->open_count++;
 	tt->requests++;
@@ -376,6 +378,7 @@ tunnel_run(struct tunnel_thread *tt)
 			return "session finished";
 		if (tt->goaway && tt->open_count == 0)
 			return "GOAWAY";
+		exchange_batch_flush(&tt->batch); /* wake users once, before sleeping */
 		rc = session_io_wait(&tt->io, tt->t->inbox.wake_fd,
 		                     keepalive_poll_timeout(&tt->ka, now_ms()));
 		if (rc < 0)
@@ -453,6 +456,7 @@ tunnel_thread_main(void *arg)
 	pool_remove(&r->pool, t);
 	inbox_close(&t->inbox);
 	tunnel_fail_all(&tt);
+	exchange_batch_flush(&tt.batch);
 	if (tt.session != NULL)
 		nghttp2_session_del(tt.session);
 	close(t->fd);

@@ -45,7 +45,8 @@
 struct user_conn {
 	/* guarded by r->mu: */
 	struct user_conn *prev, *next;
-	bool idle;              /* waiting for a next request (shutdown may wake it) */
+	atomic_bool idle;       /* waiting for a next request (shutdown may wake it);
+	                           atomic, see router_conn_idle() */
 
 	/* Set at start, read-only afterwards (the router's thread may read fd
 	 * to shut it down): */
@@ -679,6 +680,29 @@ user_conn_parse(struct user_conn *c, size_t n, long long arrived_ms)
 	return 0;
 }
 
+/* Reads what the user sent next. The common case (between requests, or
+ * in a body with nothing to watch) is one recv() whose timeout is the
+ * idle timeout, set once on the socket (SO_RCVTIMEO); a head that is
+ * under way, or a response moving meanwhile, goes through poll() first.
+ * Returns the bytes read, 0 at EOF, -ETIMEDOUT, or a negative code. */
+static ssize_t
+user_conn_recv(struct user_conn *c)
+{
+	bool watch = c->ex != NULL && !c->response_done && !c->response_failed;
+	bool in_head = c->head_started_ms > 0 && http1_parser_in_head(c->parser);
+	ssize_t n;
+
+	if (watch || in_head) {
+		int rc = user_conn_wait_readable(c);
+		if (rc <= 0)
+			return rc == 0 ? -ETIMEDOUT : rc;
+	}
+	n = recv(c->fd, c->in, sizeof c->in, 0);
+	if (n < 0)
+		return (errno == EAGAIN || errno == EWOULDBLOCK) ? -ETIMEDOUT : -errno;
+	return n;
+}
+
 /* Reads and answers requests until the connection ends. Between
  * requests the connection is marked idle, so that a draining router can
  * wake it; a busy one finishes its request first. */
@@ -689,17 +713,14 @@ user_conn_serve(struct user_conn *c)
 		bool between = !http1_parser_in_message(c->parser);
 		if (between && !router_conn_idle(c->r, c, true))
 			return; /* the router is draining */
-		int rc = user_conn_wait_readable(c);
+		ssize_t n = user_conn_recv(c);
 		if (between)
 			router_conn_idle(c->r, c, false);
-		if (rc == 0) {
+		if (n == -ETIMEDOUT) {
 			user_conn_timed_out(c);
 			return;
 		}
-		if (rc < 0)
-			return;
-		ssize_t n = recv(c->fd, c->in, sizeof c->in, 0);
-		if (n < 0 && errno == EINTR)
+		if (n == -EINTR)
 			continue;
 		if (n <= 0) {
 			http1_parser_feed_eof(c->parser);
@@ -766,10 +787,12 @@ user_conn_start(struct ptth_router *r, int fd)
 	c->r = r;
 	c->fd = fd;
 	c->keep_alive = true;
+	atomic_init(&c->idle, false);
 	net_peer_name(fd, c->peer, sizeof c->peer);
 	net_peer_ip(fd, c->client_ip, sizeof c->client_ip);
 	net_local_name(fd, c->local_authority, sizeof c->local_authority);
 	net_set_nodelay(fd);
+	net_set_recv_timeout(fd, r->conf.idle_timeout_ms);
 	c->notify_fd = net_wake_fd_new();
 	if (c->notify_fd < 0)
 		goto out_free;
@@ -841,11 +864,11 @@ user_conn_next(struct user_conn *c)
 void
 user_conn_set_idle(struct user_conn *c, bool idle)
 {
-	c->idle = idle;
+	atomic_store(&c->idle, idle);
 }
 
 bool
-user_conn_is_idle(const struct user_conn *c)
+user_conn_is_idle(struct user_conn *c)
 {
-	return c->idle;
+	return atomic_load(&c->idle);
 }

@@ -13,6 +13,6 @@ void user_conn_link(struct user_conn **head, struct user_conn *c);
 void user_conn_unlink(struct user_conn **head, struct user_conn *c);
 struct user_conn *user_conn_next(struct user_conn *c);
 void user_conn_set_idle(struct user_conn *c, bool idle);
-bool user_conn_is_idle(const struct user_conn *c);
+bool user_conn_is_idle(struct user_conn *c);
 
 #endif
