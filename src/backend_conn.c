@@ -88,24 +88,14 @@ backend_conn_new(struct ptth_backend *b, int fd, int slot)
 static void
 open_link(struct conn_thread *ct, struct exchange *ex)
 {
-	ex->open_prev = NULL;
-	ex->open_next = ct->open;
-	if (ct->open != NULL)
-		ct->open->open_prev = ex;
-	ct->open = ex;
+	exchange_open_link(&ct->open, ex);
 	ct->open_count++;
 }
 
 static void
 open_unlink(struct conn_thread *ct, struct exchange *ex)
 {
-	if (ex->open_prev != NULL)
-		ex->open_prev->open_next = ex->open_next;
-	else
-		ct->open = ex->open_next;
-	if (ex->open_next != NULL)
-		ex->open_next->open_prev = ex->open_prev;
-	ex->open_prev = ex->open_next = NULL;
+	exchange_open_unlink(&ct->open, ex);
 	ct->open_count--;
 }
 
@@ -245,16 +235,12 @@ conn_session_new(struct conn_thread *ct)
 	nghttp2_option_set_stream_reset_rate_limit(opt, 1000000, 100000);
 	if (nghttp2_session_server_new2(&ct->session, cbs, ct, opt) != 0)
 		goto out_opt;
-	rc = PTTH_EPROTO;
-	if (nghttp2_submit_settings(ct->session, NGHTTP2_FLAG_NONE, settings,
-	                            sizeof settings / sizeof settings[0]) != 0 ||
-	    nghttp2_session_set_local_window_size(ct->session, NGHTTP2_FLAG_NONE, 0,
-	                                          1 << 30) != 0) {
+	rc = session_io_send_settings(ct->session, settings,
+	                              sizeof settings / sizeof settings[0]);
+	if (rc < 0) {
 		nghttp2_session_del(ct->session);
 		ct->session = NULL;
-		goto out_opt;
 	}
-	rc = 0;
 out_opt:
 	nghttp2_option_del(opt);
 out_cbs:

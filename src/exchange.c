@@ -411,6 +411,31 @@ exchange_in_changed_locked(struct exchange *ex)
 	return notify;
 }
 
+/* Tunnel thread: puts ex at the head of its list of open streams, so
+ * that a tunnel that dies can end every one of them. */
+void
+exchange_open_link(struct exchange **head, struct exchange *ex)
+{
+	ex->open_prev = NULL;
+	ex->open_next = *head;
+	if (*head != NULL)
+		(*head)->open_prev = ex;
+	*head = ex;
+}
+
+/* Tunnel thread: takes ex off its list of open streams. */
+void
+exchange_open_unlink(struct exchange **head, struct exchange *ex)
+{
+	if (ex->open_prev != NULL)
+		ex->open_prev->open_next = ex->open_next;
+	else
+		*head = ex->open_next;
+	if (ex->open_next != NULL)
+		ex->open_next->open_prev = ex->open_prev;
+	ex->open_prev = ex->open_next = NULL;
+}
+
 /* Tunnel thread: wakes the app thread of every exchange in the batch,
  * once each, after the locks are released (a thread woken while we still
  * held its mutex would only block again on it). */

@@ -118,5 +118,7 @@ void exchange_finish_in(struct exchange *ex);
 void exchange_close(struct exchange *ex, nghttp2_session *session, int error);
 bool exchange_service(struct exchange *ex, nghttp2_session *session);
 void exchange_batch_flush(struct exchange_batch *b);
+void exchange_open_link(struct exchange **head, struct exchange *ex);
+void exchange_open_unlink(struct exchange **head, struct exchange *ex);
 
 #endif

@@ -167,6 +167,21 @@ session_io_wait(struct session_io *io, int wake_fd, int timeout_ms)
 	return mask;
 }
 
+/* Queues our SETTINGS (the application's part of the connection
+ * preface, on either side) and opens the connection-level receive window
+ * wide: streams are bounded by their own windows, which only reopen as
+ * readers drain (see exchange.c), so the shared window need not limit
+ * anything. Returns 0 or PTTH_EPROTO. */
+int
+session_io_send_settings(nghttp2_session *session, const nghttp2_settings_entry *settings,
+                         size_t n)
+{
+	if (nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, settings, n) != 0 ||
+	    nghttp2_session_set_local_window_size(session, NGHTTP2_FLAG_NONE, 0, 1 << 30) != 0)
+		return PTTH_EPROTO;
+	return 0;
+}
+
 /* True when the session neither wants to read nor to write and no
  * output is left in the buffer: the connection is finished. */
 bool

@@ -25,5 +25,7 @@ int session_io_flush(struct session_io *io, nghttp2_session *session);
 int session_io_recv(struct session_io *io, nghttp2_session *session);
 int session_io_wait(struct session_io *io, int wake_fd, int timeout_ms);
 bool session_io_done(const struct session_io *io, nghttp2_session *session);
+int session_io_send_settings(nghttp2_session *session, const nghttp2_settings_entry *settings,
+                             size_t n);
 
 #endif

@@ -92,29 +92,6 @@ tunnel_submit(struct tunnel *t, struct exchange *ex)
 	return inbox_push(&t->inbox, ex);
 }
 
-/* The list of open streams, so that a dying tunnel can end each one. */
-static void
-open_link(struct tunnel_thread *tt, struct exchange *ex)
-{
-	ex->open_prev = NULL;
-	ex->open_next = tt->open;
-	if (tt->open != NULL)
-		tt->open->open_prev = ex;
-	tt->open = ex;
-}
-
-static void
-open_unlink(struct tunnel_thread *tt, struct exchange *ex)
-{
-	if (ex->open_prev != NULL)
-		ex->open_prev->open_next = ex->open_next;
-	else
-		tt->open = ex->open_next;
-	if (ex->open_next != NULL)
-		ex->open_next->open_prev = ex->open_prev;
-	ex->open_prev = ex->open_next = NULL;
-}
-
 /* Implements nghttp2_on_header_callback. We use it to collect the
  * response fields of each stream into its exchange. */
 static int
@@ -224,7 +201,7 @@ on_stream_close_callback(nghttp2_session *session, int32_t stream_id,
 	if (ex == NULL)
 		return 0;
 	nghttp2_session_set_stream_user_data(session, stream_id, NULL);
-	open_unlink(tt, ex);
+	exchange_open_unlink(&tt->open, ex);
 	tt->open_count--;
 	exchange_close(ex, session, tunnel_stream_error(error_code));
 	exchange_unref(ex);
@@ -256,16 +233,12 @@ tunnel_session_new(struct tunnel_thread *tt)
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	if (nghttp2_session_client_new2(&tt->session, cbs, tt, opt) != 0)
 		goto out_opt;
-	rc = PTTH_EPROTO;
-	if (nghttp2_submit_settings(tt->session, NGHTTP2_FLAG_NONE, settings,
-	                            sizeof settings / sizeof settings[0]) != 0 ||
-	    nghttp2_session_set_local_window_size(tt->session, NGHTTP2_FLAG_NONE, 0,
-	                                          1 << 30) != 0) {
+	rc = session_io_send_settings(tt->session, settings,
+	                              sizeof settings / sizeof settings[0]);
+	if (rc < 0) {
 		nghttp2_session_del(tt->session);
 		tt->session = NULL;
-		goto out_opt;
 	}
-	rc = 0;
 out_opt:
 	nghttp2_option_del(opt);
 out_cbs:
@@ -310,7 +283,7 @@ tunnel_submit_stream(struct tunnel_thread *tt, struct exchange *ex)
 	}
 	ex->stream_id = id;
 	ex->batch = &tt->batch;
-	open_link(tt, ex);
+	exchange_open_link(&tt->open, ex);
 	tt->open_count++;
 	tt->requests++;
 }
@@ -421,7 +394,7 @@ tunnel_fail_all(struct tunnel_thread *tt)
 	for (size_t i = 0; i < n; i++)
 		exchange_unref(tt->kicked[i]);
 	while ((ex = tt->open) != NULL) {
-		open_unlink(tt, ex);
+		exchange_open_unlink(&tt->open, ex);
 		exchange_close(ex, NULL, PTTH_ECLOSED);
 		exchange_unref(ex);
 	}
