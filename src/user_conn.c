@@ -233,13 +233,18 @@ user_conn_pump_body(struct user_conn *c, bool block)
 	char buf[32 * 1024];
 
 	while (!c->response_done) {
-		ssize_t n = exchange_read_in(c->ex, buf, sizeof buf, block && c->out_len == 0);
+		ssize_t n = exchange_read_in(c->ex, buf, sizeof buf, false);
 		if (n == -EAGAIN) {
-			if (!block)
-				return user_conn_flush(c);
 			if (user_conn_flush(c) < 0)
 				return -EPIPE;
-			continue;
+			if (!block)
+				return 0;
+			/* A backend that stops sending in mid-body gets as long as
+			 * one that has not answered yet; then the body is cut. */
+			n = exchange_wait_until(c->ex, EX_WAIT_IN_DATA,
+			                        now_ms() + c->r->conf.backend_timeout_ms);
+			if (n == 0)
+				continue;
 		}
 		if (n < 0) {
 			/* The tunnel failed mid-body: send what we have, then

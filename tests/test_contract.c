@@ -266,6 +266,22 @@ route_echo(struct ptth_request *req, struct ptth_response *res, void *arg)
 		ptth_response_reset(res);
 }
 
+/* GET /stall: a head promising 10 bytes, 3 of them, then nothing until
+ * the test lets go (or tears down): a backend stuck in mid-body. */
+static void
+route_stall(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	struct env *e = arg;
+
+	(void)req;
+	ptth_response_add_header(res, "content-length", "10");
+	ptth_response_write(res, "abc", 3);
+	pthread_mutex_lock(&e->mu);
+	while (!e->unblocked && !e->closing)
+		pthread_cond_wait(&e->changed, &e->mu);
+	pthread_mutex_unlock(&e->mu);
+}
+
 /* POST /sink: reads the whole body, then answers how many bytes came,
  * so nothing of the response can start before the body has ended. */
 static void
@@ -454,7 +470,7 @@ env_start_backend(struct env *e)
 		{ "/headers", route_headers }, { "/sleep", route_sleep },
 		{ "/status", route_status }, { "/reset", route_reset },
 		{ "/trailers", route_trailers }, { "/block", route_block },
-		{ "/sink", route_sink },
+		{ "/sink", route_sink }, { "/stall", route_stall },
 	};
 	struct ptth_backend_options bo;
 	char addr[64];
@@ -2364,6 +2380,42 @@ test_contract_tunnel_break_after_the_head_cuts_a_sized_body(void **state)
 	assert_ok(still_serves(e));
 }
 
+/* The backend sends a head and part of the body, then nothing: after
+ * backend_timeout_ms without a byte the body is cut (short of its
+ * Content-Length) and the connection closes; the router still serves. */
+static void
+test_contract_backend_stalling_mid_body_is_cut_at_the_backend_timeout(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	struct conn c;
+
+	env_options(&o);
+	o.backend_timeout_ms = SHORT_MS;
+	env_start(e, &o);
+	assert_int_equal(conn_open(&c, e->http_port), 0);
+	long long start = now_ms();
+	assert_int_equal(conn_send(&c, "GET /stall HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+	assert_int_equal(read_head(&c, &r, false), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.length, 10);
+	assert_int_equal(read_body(&c, &r), 0);
+	long long waited = now_ms() - start;
+	print_message("%llu of %lld bytes, closed after %lld ms\n", r.body_total, r.length,
+	              waited);
+	assert_false(r.complete);
+	assert_true(r.eof);
+	assert_int_equal(r.body_total, 3);
+	assert_true(waited >= SHORT_MS - 20);
+	conn_close(&c);
+	pthread_mutex_lock(&e->mu);
+	e->unblocked = true;
+	pthread_cond_broadcast(&e->changed);
+	pthread_mutex_unlock(&e->mu);
+	assert_ok(still_serves(e));
+}
+
 /* The backend hangs up while an unsized body streams: the chunked body
  * the user gets has no last chunk, and the connection closes. */
 static void
@@ -3019,6 +3071,7 @@ main(void)
 		CONTRACT_TEST(test_contract_backend_reset_before_the_head_is_502),
 		CONTRACT_TEST(test_contract_tunnel_break_after_the_head_cuts_a_sized_body),
 		CONTRACT_TEST(test_contract_tunnel_break_after_the_head_cuts_a_chunked_body),
+		CONTRACT_TEST(test_contract_backend_stalling_mid_body_is_cut_at_the_backend_timeout),
 		/* forwarding */
 		CONTRACT_TEST(test_contract_hop_by_hop_fields_are_not_forwarded),
 		CONTRACT_TEST(test_contract_fields_named_in_any_connection_field_are_not_forwarded),
