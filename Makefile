@@ -359,7 +359,7 @@ uninstall:
 		$(addprefix '$(DESTDIR)$(BINDIR)/,$(addsuffix ',$(notdir $(EXAMPLES))))
 
 clean:
-	rm -rf build bin ptth.pc
+	rm -rf build bin ptth.pc bench/results/raw
 
 FORCE:
 
