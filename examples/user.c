@@ -18,8 +18,8 @@
  *   - A transport failure prints "< error: TEXT" instead.
  *   - Exit status: 0 if every transfer got a response (any HTTP status),
  *     1 if any failed, 2 for a bad command line.
- * Tutorial: the examples chapter of TUTORIAL.md, where this program plays
- *   the user who talks to a backend through the router.
+ * Tutorial: "Running the demo", where this program plays the user who
+ *   talks to a backend through the router.
  */
 #include <curl/curl.h>
 #include <errno.h>
