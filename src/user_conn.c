@@ -3,21 +3,28 @@
  * its own: parse a request, hand it to a tunnel, stream the request body
  * up and the response back, then the next request (keep-alive).
  *
- * Owns:    the user socket, the parser, the output buffer, and for the
- *          request in progress one reference on its exchange and one on
- *          the tunnel carrying it.
+ * Owns:    the user socket, its notify eventfd, the parser, the output
+ *          buffer, and for the request in progress one reference on its
+ *          exchange and one on the tunnel carrying it.
  * Threads: user_conn_thread_main() on "ptth-user" threads, one per
  *          connection. The router's thread calls user_conn_shutdown() to
  *          unblock it at stop.
  * Locks:   none of its own; c->prev/c->next are guarded by the router's
- *          mu (router_conn_add/remove). This thread blocks in recv(),
- *          send() and exchange waits, never while holding a lock.
+ *          mu (router_conn_add/remove); c->idle is an atomic read by a
+ *          draining router. This thread blocks in recv() (SO_RCVTIMEO is
+ *          the idle timeout), poll() (a head under way, or a response
+ *          moving while the request body still comes: then the tunnel
+ *          thread writes notify_fd), send() and exchange waits, never
+ *          while holding a lock.
  * Interface:
  *   - user_conn_start(): takes an accepted socket and starts the thread;
  *   - every failure becomes an HTTP status with a one-line plain-text
  *     body (503 no tunnel, 502 tunnel failed, 400 bad request, ...), or,
  *     once a response has started, a cut-short body and a closed socket
- *     so the client can tell it is incomplete.
+ *     so the client can tell it is incomplete; before closing on an
+ *     error with input unread, the thread lingers (user_conn_linger);
+ *   - a request refused unprocessed is sent once more, on another tunnel
+ *     (user_conn_retry).
  * Tutorial: "A request arrives", "The response goes back".
  */
 #include <errno.h>
