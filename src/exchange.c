@@ -23,7 +23,11 @@
  *     while its data provider is deferred, bytes read that free flow
  *     control window, a cancel), the app thread "kicks" the exchange onto
  *     the tunnel's inbox, which wakes the tunnel thread;
- *   - the tunnel thread calls exchange_service() for each kicked exchange.
+ *   - the tunnel thread calls exchange_service() for each kicked exchange;
+ *   - in the other direction, the tunnel thread's changes (head, body,
+ *     end, close) wake the app thread once per pass through nghttp2
+ *     (struct exchange_batch, exchange_batch_flush), through the condition
+ *     variable and, for a router user thread in poll(), its notify fd.
  * Tutorial: "Bodies stream, they are never stored".
  */
 #include <errno.h>

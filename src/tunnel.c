@@ -21,7 +21,9 @@
  * another tunnel), open ones fail with PTTH_ECLOSED, so each user thread
  * gets its 502 (or a truncated body) and nobody waits forever.
  * The thread also PINGs a quiet backend (keepalive.c), and on GOAWAY it
- * leaves the pool, lets open streams finish and ends.
+ * leaves the pool, lets open streams finish and ends. It wakes the user
+ * threads whose streams changed once per pass, just before it sleeps
+ * (exchange_batch_flush).
  * Tutorial: "The tunnel thread's loop".
  */
 #include <errno.h>
