@@ -203,44 +203,33 @@ fuzz_exchange(int fd, const uint8_t *data, size_t len, bool half_close,
 	}
 }
 
-/* Polls until the router has exactly n live tunnels. There is no event
- * to wait on from outside the router for "a tunnel went away", so this
- * looks every 0.2 ms. Returns 0 or -ETIMEDOUT. */
+/* Waits until the router has exactly n live tunnels: at least n (one
+ * came), then at most n (the others went); both block on the pool's
+ * condition. Returns 0 or -ETIMEDOUT. */
 int
 fuzz_wait_tunnels_exactly(struct ptth_router *r, int n, int timeout_ms)
 {
-	long long deadline = fuzz_now_ms() + timeout_ms;
-	struct timespec pause = { 0, 200000L };
+	int rc = ptth_router_wait_tunnels(r, n, timeout_ms);
 
-	while (ptth_router_tunnel_count(r) != n) {
-		if (fuzz_now_ms() >= deadline)
-			return -ETIMEDOUT;
-		nanosleep(&pause, NULL);
-	}
-	return 0;
+	return rc < 0 ? rc : ptth_router_wait_tunnels_at_most(r, n, timeout_ms);
 }
 
 /* Waits until the router runs exactly n connection and tunnel threads,
  * which is how a target knows that every thread one input started has
- * ended (and freed what it held). router.c broadcasts threads_done only
- * when the count reaches 0, so this polls. Returns 0 or -ETIMEDOUT. */
+ * ended (and freed what it held); router_thread_end() broadcasts
+ * threads_done on every change. Returns 0 or -ETIMEDOUT. */
 int
 fuzz_wait_router_threads(struct ptth_router *r, int n, int timeout_ms)
 {
-	long long deadline = fuzz_now_ms() + timeout_ms;
-	struct timespec pause = { 0, 200000L };
-	int threads;
+	struct timespec deadline = deadline_after_ms(timeout_ms);
+	int rc = 0;
 
-	for (;;) {
-		mutex_lock(&r->mu);
-		threads = r->threads;
-		mutex_unlock(&r->mu);
-		if (threads == n)
-			return 0;
-		if (fuzz_now_ms() >= deadline)
-			return -ETIMEDOUT;
-		nanosleep(&pause, NULL);
-	}
+	mutex_lock(&r->mu);
+	while (r->threads != n && rc == 0)
+		rc = cond_timedwait(&r->threads_done, &r->mu, &deadline);
+	rc = r->threads == n ? 0 : -ETIMEDOUT;
+	mutex_unlock(&r->mu);
+	return rc;
 }
 
 /* A router on 127.0.0.1:0 whose timeouts are short enough that no input

@@ -97,6 +97,10 @@ int ptth_router_tunnel_count(struct ptth_router *r);
  * Returns 0, or -ETIMEDOUT. Meant for tests and scripts. */
 int ptth_router_wait_tunnels(struct ptth_router *r, int n, int timeout_ms);
 
+/* Waits until at most n tunnels are live (tunnels went away) or
+ * timeout_ms passes. Returns 0, or -ETIMEDOUT. Meant for tests. */
+int ptth_router_wait_tunnels_at_most(struct ptth_router *r, int n, int timeout_ms);
+
 /* Stops accepting, closes every tunnel and user connection and waits for
  * every thread the router started. Safe to call twice. */
 void ptth_router_stop(struct ptth_router *r);

@@ -16,7 +16,8 @@
  *     (the router answers 503);
  *   - pool_remove() is idempotent: a tunnel may remove itself on error
  *     and again on the way out;
- *   - pool_wait_count() lets tests and scripts wait for tunnels.
+ *   - pool_wait_count() and pool_wait_at_most() let tests and scripts
+ *     wait for tunnels to come or go.
  * Tutorial: "Picking a tunnel".
  */
 #include <errno.h>
@@ -162,19 +163,43 @@ pool_count(struct pool *p)
 	return n;
 }
 
-/* Waits until at least n tunnels are listed. Returns 0 or -ETIMEDOUT. */
-int
-pool_wait_count(struct pool *p, size_t n, int timeout_ms)
+/* True when the count is on the side of n that the caller waits for.
+ * Caller must hold p->mu. */
+static bool
+pool_count_reached_locked(const struct pool *p, size_t n, bool at_least)
+{
+	return at_least ? p->count >= n : p->count <= n;
+}
+
+/* Waits until at least (at_least) or at most (!at_least) n tunnels are
+ * listed: every add and remove broadcasts p->changed.
+ * Returns 0 or -ETIMEDOUT. */
+static int
+pool_wait(struct pool *p, size_t n, bool at_least, int timeout_ms)
 {
 	struct timespec deadline = deadline_after_ms(timeout_ms);
 	int rc = 0;
 
 	mutex_lock(&p->mu);
-	while (p->count < n && rc == 0)
+	while (!pool_count_reached_locked(p, n, at_least) && rc == 0)
 		rc = cond_timedwait(&p->changed, &p->mu, &deadline);
-	rc = (p->count >= n) ? 0 : -ETIMEDOUT;
+	rc = pool_count_reached_locked(p, n, at_least) ? 0 : -ETIMEDOUT;
 	mutex_unlock(&p->mu);
 	return rc;
+}
+
+/* Waits until at least n tunnels are listed. Returns 0 or -ETIMEDOUT. */
+int
+pool_wait_count(struct pool *p, size_t n, int timeout_ms)
+{
+	return pool_wait(p, n, true, timeout_ms);
+}
+
+/* Waits until at most n tunnels are listed. Returns 0 or -ETIMEDOUT. */
+int
+pool_wait_at_most(struct pool *p, size_t n, int timeout_ms)
+{
+	return pool_wait(p, n, false, timeout_ms);
 }
 
 /* Copies the listed tunnels into a new array, each with a reference the

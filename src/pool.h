@@ -25,6 +25,7 @@ void pool_remove(struct pool *p, struct tunnel *t);
 struct tunnel *pool_pick(struct pool *p, const struct tunnel *avoid);
 size_t pool_count(struct pool *p);
 int pool_wait_count(struct pool *p, size_t n, int timeout_ms);
+int pool_wait_at_most(struct pool *p, size_t n, int timeout_ms);
 size_t pool_snapshot(struct pool *p, struct tunnel ***out);
 
 #endif

@@ -139,8 +139,8 @@ void
 router_thread_end(struct ptth_router *r)
 {
 	mutex_lock(&r->mu);
-	if (--r->threads == 0)
-		cond_broadcast(&r->threads_done);
+	r->threads--;
+	cond_broadcast(&r->threads_done); /* stop waits for 0, fuzz targets for others */
 	mutex_unlock(&r->mu);
 }
 
@@ -295,6 +295,12 @@ int
 ptth_router_wait_tunnels(struct ptth_router *r, int n, int timeout_ms)
 {
 	return pool_wait_count(&r->pool, (size_t)n, timeout_ms);
+}
+
+int
+ptth_router_wait_tunnels_at_most(struct ptth_router *r, int n, int timeout_ms)
+{
+	return pool_wait_at_most(&r->pool, n < 0 ? 0 : (size_t)n, timeout_ms);
 }
 
 /* Stops every tunnel listed in the pool. */

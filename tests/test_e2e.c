@@ -498,22 +498,6 @@ traffic_wait_both(struct traffic *t, int n)
 	return rc;
 }
 
-/* Polls the tunnel count down to n: the router has no call that blocks
- * until a tunnel leaves. Returns 0 or -ETIMEDOUT. */
-static int
-wait_tunnel_count_drop(struct ptth_router *r, int n)
-{
-	const struct timespec pause = { 0, 5 * 1000 * 1000 };
-	long long deadline = harness_now_ms() + HARNESS_TIMEOUT_MS;
-
-	while (ptth_router_tunnel_count(r) > n) {
-		if (harness_now_ms() > deadline)
-			return -ETIMEDOUT;
-		nanosleep(&pause, NULL);
-	}
-	return 0;
-}
-
 static void
 test_e2e_killed_backend_process_is_removed(void **state)
 {
@@ -539,7 +523,7 @@ test_e2e_killed_backend_process_is_removed(void **state)
 	assert_int_equal(pthread_create(&t.thread, NULL, traffic_thread_main, &t), 0);
 	int both = traffic_wait_both(&t, 3);
 	int killed = harness_kill(pid, SIGKILL);
-	int dropped = wait_tunnel_count_drop(f->hr.router, 1);
+	int dropped = ptth_router_wait_tunnels_at_most(f->hr.router, 1, HARNESS_TIMEOUT_MS);
 	pthread_mutex_lock(&t.mu);
 	t.stop = true;
 	pthread_mutex_unlock(&t.mu);

@@ -108,21 +108,6 @@ cond_init_monotonic(pthread_cond_t *cond)
 	pthread_condattr_destroy(&attr);
 }
 
-/* Polls the router's tunnel count down to at most n: there is no call
- * that blocks until a tunnel leaves. Returns 0 or -ETIMEDOUT. */
-static int
-wait_tunnels_at_most(struct ptth_router *r, int n, int timeout_ms)
-{
-	long long deadline = harness_now_ms() + timeout_ms;
-
-	while (ptth_router_tunnel_count(r) > n) {
-		if (harness_now_ms() > deadline)
-			return -ETIMEDOUT;
-		sleep_ms(5);
-	}
-	return 0;
-}
-
 /* Starts a router on 127.0.0.1:tunnel_port (and any HTTP port) with the
  * given options (NULL: defaults). Returns 0 or a negative code; on
  * failure hr->router is NULL. */
@@ -790,7 +775,7 @@ test_lifecycle_frozen_backend_is_dropped_then_reconnects(void **state)
 		/* Frozen: the socket stays open, but nothing answers PINGs. */
 		kill(pid, SIGSTOP);
 		t0 = harness_now_ms();
-		dropped = wait_tunnels_at_most(hr.router, 1, WAIT_MS);
+		dropped = ptth_router_wait_tunnels_at_most(hr.router, 1, WAIT_MS);
 		drop_ms = harness_now_ms() - t0;
 	}
 	/* The load starts after the drop: a request the router wrote to the
@@ -1159,7 +1144,7 @@ test_lifecycle_backend_stop_under_load_loses_no_request(void **state)
 		t0 = harness_now_ms();
 		ptth_backend_stop(a.backend); /* GOAWAY, streams finish */
 		t1 = harness_now_ms();
-		gone = wait_tunnels_at_most(hr.router, 1, WAIT_MS);
+		gone = ptth_router_wait_tunnels_at_most(hr.router, 1, WAIT_MS);
 		load_wait_ok(&load, load_ok(&load) + 50, WAIT_MS); /* load goes on, on b */
 	}
 	res = load_finish(&load);
@@ -1462,7 +1447,7 @@ test_lifecycle_goaway_mid_load_is_retried_on_another_tunnel(void **state)
 		/* The router leaves the tunnel on GOAWAY and closes it once
 		 * its streams are gone (all refused: last_stream_id is 0). */
 		ended = rogue_wait(&rg, 0, WAIT_MS);
-		gone = wait_tunnels_at_most(hr.router, 1, WAIT_MS);
+		gone = ptth_router_wait_tunnels_at_most(hr.router, 1, WAIT_MS);
 		load_wait_ok(&load, load_ok(&load) + 20, WAIT_MS);
 	}
 	res = load_finish(&load);
