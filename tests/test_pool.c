@@ -530,10 +530,44 @@ test_pool_pick_avoids_the_given_tunnel(void **state)
 	}
 }
 
+static void *
+remover_thread_main(void *arg)
+{
+	struct adder *a = arg;
+
+	pool_remove(a->p, a->t);
+	return NULL;
+}
+
+/* pool_wait_at_most() times out while too many are listed, and returns
+ * once another thread removes one (no polling: it sleeps on p->changed). */
+static void
+test_pool_wait_at_most_returns_when_another_thread_removes(void **state)
+{
+	struct pool p;
+	struct tunnel *t = fake_tunnel_new(1);
+	struct adder a = { .p = &p, .t = t };
+	pthread_t thread;
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_RANDOM);
+	assert_int_equal(pool_add(&p, t), 0);
+	assert_int_equal(pool_wait_at_most(&p, 1, 0), 0);
+	assert_int_equal(pool_wait_at_most(&p, 0, 50), -ETIMEDOUT);
+	assert_int_equal(pthread_create(&thread, NULL, remover_thread_main, &a), 0);
+	int rc = pool_wait_at_most(&p, 0, 5000);
+	pthread_join(thread, NULL);
+	assert_int_equal(rc, 0);
+	assert_int_equal(pool_count(&p), 0);
+	pool_destroy(&p);
+	tunnel_unref(t);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_pool_wait_at_most_returns_when_another_thread_removes),
 		cmocka_unit_test(test_pool_pick_avoids_the_given_tunnel),
 		cmocka_unit_test(test_pool_pick_on_empty_returns_null),
 		cmocka_unit_test(test_pool_add_takes_a_reference_and_remove_drops_it),
