@@ -2,6 +2,7 @@
 #
 #   make                 library (build/libptth.a, build/libptth.so) and bin/*
 #   make test            also builds build/tests/test_* and runs every suite
+#   make unit            only the unit suites: no network peer, no Go, seconds
 #   make asan-test       the same under AddressSanitizer + UBSan (build/asan/)
 #   make tsan-test       the same under ThreadSanitizer (build/tsan/)
 #   make valgrind-test   the normal build's suites under valgrind memcheck
@@ -18,8 +19,9 @@
 # Variables: CFLAGS (default -O2 -g), WERROR=1 (warnings are errors),
 # SAN=address|thread (sanitizer build in its own directory), COVERAGE=1
 # (gcov build in build/coverage/), TESTS="queue tunnel" (run only the
-# suites whose names contain one of the words), V=1 (stream test output
-# instead of printing it only for failing suites), FUZZ_SECONDS=N.
+# suites whose names contain one of the words), FILTER=WORD (run only the
+# tests whose names contain WORD, in every suite run), V=1 (stream test
+# output instead of printing it only for failing suites), FUZZ_SECONDS=N.
 
 VERSION := 0.1.0
 
@@ -38,7 +40,8 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 # installs whichever are missing and is silent otherwise.
 BUILD_PACKAGES := build-essential pkg-config libnghttp2-dev \
 	libhttp-parser-dev libcurl4-openssl-dev
-TEST_PACKAGES := libcmocka-dev curl nghttp2-client nghttp2-server socat \
+UNIT_PACKAGES := libcmocka-dev
+TEST_PACKAGES := curl nghttp2-client nghttp2-server socat \
 	golang-go golang-golang-x-net-dev
 
 # Output directories. A sanitizer or coverage build keeps everything,
@@ -115,6 +118,10 @@ SHARED_LIB := $(BUILD)/libptth.so
 endif
 EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BIN)/%)
 TESTS_BIN := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
+# The unit suites need no socket peer, no program from bin/ and no Go:
+# `make unit` runs them alone. A new unit suite is added here.
+UNIT_SUITES := queue body_pipe headers http1 inbox pool tunnel
+UNIT_BIN := $(UNIT_SUITES:%=$(BUILD)/tests/test_%)
 
 # A test that mocks system calls names them in its source, on a line of its
 # own:  /* wrap: send recv */  -- each becomes -Wl,--wrap=NAME at link time.
@@ -122,7 +129,7 @@ comma := ,
 wrap_flags = $(addprefix -Wl$(comma)--wrap=,\
 	$(shell sed -n 's,^/\* wrap: \(.*\) \*/,\1,p' $(1)))
 
-.PHONY: all lib examples tests test asan-test tsan-test valgrind-test demo \
+.PHONY: all lib examples tests test unit unit-deps asan-test tsan-test valgrind-test demo \
 	install uninstall clean build-deps test-deps valgrind-deps FORCE \
 	fuzz fuzz-smoke fuzz-seeds fuzz-deps coverage coverage-deps lint lint-deps
 
@@ -140,7 +147,10 @@ tests: $(TESTS_BIN)
 build-deps:
 	@bash scripts/need-packages.sh $(BUILD_PACKAGES)
 
-test-deps: | build-deps
+unit-deps: | build-deps
+	@bash scripts/need-packages.sh $(UNIT_PACKAGES)
+
+test-deps: | unit-deps
 	@bash scripts/need-packages.sh $(TEST_PACKAGES)
 
 # Compiling. The directory tree under $(OBJ) and $(PIC) mirrors the source
@@ -157,7 +167,7 @@ $(OBJ)/examples/%.o: examples/%.c | build-deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -c $< -o $@
 
-$(OBJ)/tests/%.o: tests/%.c | build-deps test-deps
+$(OBJ)/tests/%.o: tests/%.c | build-deps unit-deps
 	@mkdir -p $(@D)
 	$(CC) $(ALL_CFLAGS) -Itests $(CMOCKA_CFLAGS) -c $< -o $@
 
@@ -199,8 +209,15 @@ $(GO_PEERS) &: $(GO_PEER_SRCS) | test-deps
 test: $(STATIC_LIB) $(EXAMPLES) $(TESTS_BIN) $(GO_PEERS) | test-deps
 	@PTTH_BIN_DIR='$(abspath $(BIN))' PTTH_GO_BIN_DIR='$(abspath $(GO_BIN))' \
 		PTTH_SAN='$(SAN)' \
-		PTTH_TESTS='$(TESTS)' PTTH_TEST_VERBOSE='$(V)' \
+		PTTH_TESTS='$(TESTS)' PTTH_TEST_FILTER='$(FILTER)' \
+		PTTH_TEST_VERBOSE='$(V)' \
 		bash scripts/run-tests.sh $(BUILD)/tests/logs $(TESTS_BIN)
+
+# The unit suites alone, without the prose checks (which run the programs).
+unit: $(UNIT_BIN) | unit-deps
+	@PTTH_SAN='$(SAN)' PTTH_TESTS='$(TESTS)' PTTH_TEST_FILTER='$(FILTER)' \
+		PTTH_TEST_VERBOSE='$(V)' PTTH_DOCS_CHECK=0 \
+		bash scripts/run-tests.sh $(BUILD)/tests/logs $(UNIT_BIN)
 
 asan-test:
 	$(MAKE) SAN=address test
@@ -233,7 +250,8 @@ valgrind-test: $(STATIC_LIB) $(EXAMPLES) $(TESTS_BIN) $(GO_PEERS) | test-deps va
 	$(if $(SAN),$(error valgrind-test runs the normal build; leave SAN empty))
 	@PTTH_BIN_DIR='$(abspath $(BIN))' PTTH_GO_BIN_DIR='$(abspath $(GO_BIN))' \
 		PTTH_SAN=valgrind \
-		PTTH_TESTS='$(TESTS)' PTTH_TEST_VERBOSE='$(V)' \
+		PTTH_TESTS='$(TESTS)' PTTH_TEST_FILTER='$(FILTER)' \
+		PTTH_TEST_VERBOSE='$(V)' \
 		PTTH_TEST_TIMEOUT='$(VALGRIND_TIMEOUT)' \
 		PTTH_TEST_RUNNER='$(VALGRIND) $(VALGRIND_FLAGS)' \
 		bash scripts/run-tests.sh $(BUILD)/tests/valgrind-logs \

@@ -13,6 +13,9 @@
 #   PTTH_BIN_DIR       absolute directory of router, backend and user; passed on
 #   PTTH_SAN           "address" or "thread" for sanitizer builds, else empty
 #   PTTH_TESTS         space-separated words; run only suites containing one
+#   PTTH_TEST_FILTER   a word; each suite runs only the tests whose names
+#                      contain it (tests/support/test_filter.c)
+#   PTTH_DOCS_CHECK    0 skips the prose check after the suites (make unit)
 #   PTTH_TEST_VERBOSE  1 streams suite output; otherwise it is kept in
 #                      LOGDIR/NAME.log and printed only on failure
 #   PTTH_TEST_TIMEOUT  seconds per suite instead of 300
@@ -93,7 +96,8 @@ for suite in $(printf '%s\n' "$@" | sort); do
 	name=${suite##*/}
 	selected "$name" && run_suite "$name" "${runner[@]}" "$suite"
 done
-if [[ -f scripts/check-tutorial.sh ]] && selected check-tutorial; then
+if [[ ${PTTH_DOCS_CHECK:-1} != 0 && -f scripts/check-tutorial.sh ]] &&
+	selected check-tutorial; then
 	run_suite check-tutorial bash scripts/check-tutorial.sh
 fi
 

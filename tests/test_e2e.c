@@ -12,7 +12,7 @@
  * without harming the tunnel, and a request queued on a tunnel that dies
  * with no other tunnel to retry on.
  *
- * Run one test with PTTH_TEST_FILTER='*pattern*'.
+ * Run some tests only with make test TESTS=NAME FILTER=WORD.
  *
  * Worker threads only make requests and record results; the test thread
  * joins them before asserting, as STYLE.md asks. Sizes shrink under
@@ -1061,10 +1061,5 @@ main(void)
 		cmocka_unit_test(test_e2e_queued_request_on_cut_tunnel_without_another_gets_an_answer),
 	};
 #undef E2E_TEST
-	/* PTTH_TEST_FILTER=pattern (with * and ?) runs only matching tests. */
-	const char *filter = getenv("PTTH_TEST_FILTER");
-
-	if (filter != NULL && filter[0] != '\0')
-		cmocka_set_test_filter(filter);
 	return cmocka_run_group_tests(tests, harness_setup, harness_teardown);
 }

@@ -23,7 +23,7 @@
  *   - bin/router and bin/backend exit 0 on SIGTERM, and a bin/backend
  *     started before its router connects once the router is there.
  *
- * Run one test with PTTH_TEST_FILTER='*pattern*'.
+ * Run some tests only with make test TESTS=NAME FILTER=WORD.
  *
  * Load threads only make requests and count answers; the test thread
  * joins them before asserting, as STYLE.md asks. Child processes are
@@ -1720,10 +1720,5 @@ main(void)
 		cmocka_unit_test(test_lifecycle_router_and_backend_exit_0_on_sigterm),
 		cmocka_unit_test(test_lifecycle_backend_started_before_router_connects_when_it_appears),
 	};
-	/* PTTH_TEST_FILTER=pattern (with * and ?) runs only matching tests. */
-	const char *filter = getenv("PTTH_TEST_FILTER");
-
-	if (filter != NULL && filter[0] != '\0')
-		cmocka_set_test_filter(filter);
 	return cmocka_run_group_tests(tests, harness_setup, harness_teardown);
 }
