@@ -8,7 +8,7 @@
  *          run on the library's threads.
  * Locks:   none; the settings below are written before serving starts.
  * Interface: bin/backend [--router HOST:PORT] [--tunnels N] [--no-reconnect]
- *          [--backoff-max-ms MS] [--delay-ms N] [--quiet]
+ *          [--backoff-max-ms MS] [--delay-ms N] [--trace] [--quiet]
  *   GET  /foo        "bar" after a 1 ms sleep, logs "handling: /foo"
  *   POST /echo       streams the request body back as it arrives
  *   GET  /bytes?n=N  streams N bytes (default 1 MiB)
@@ -204,6 +204,7 @@ usage(FILE *out)
 	        "  --no-reconnect       exit when the tunnel ends instead of redialling\n"
 	        "  --backoff-max-ms MS  redial waits double from 100 ms up to this (default 10000)\n"
 	        "  --delay-ms N         how long GET /foo sleeps (default 1)\n"
+	        "  --trace              print every HTTP/2 frame of every tunnel on stderr\n"
 	        "  --quiet              no per-request log lines\n"
 	        "  --help               this text\n"
 	        "routes: GET /foo, POST /echo, GET /bytes?n=N, GET /headers,\n"
@@ -228,13 +229,14 @@ parse_number(const char *flag, const char *value)
 static void
 parse_flags(int argc, char **argv, struct ptth_backend_options *opts)
 {
-	enum { ROUTER = 1, TUNNELS, NO_RECONNECT, BACKOFF_MAX, DELAY, QUIET, HELP };
+	enum { ROUTER = 1, TUNNELS, NO_RECONNECT, BACKOFF_MAX, DELAY, TRACE, QUIET, HELP };
 	static const struct option longopts[] = {
 		{ "router", required_argument, NULL, ROUTER },
 		{ "tunnels", required_argument, NULL, TUNNELS },
 		{ "no-reconnect", no_argument, NULL, NO_RECONNECT },
 		{ "backoff-max-ms", required_argument, NULL, BACKOFF_MAX },
 		{ "delay-ms", required_argument, NULL, DELAY },
+		{ "trace", no_argument, NULL, TRACE },
 		{ "quiet", no_argument, NULL, QUIET },
 		{ "help", no_argument, NULL, HELP },
 		{ NULL, 0, NULL, 0 },
@@ -250,6 +252,7 @@ parse_flags(int argc, char **argv, struct ptth_backend_options *opts)
 		case NO_RECONNECT: opts->reconnect = 0; break;
 		case BACKOFF_MAX: opts->backoff_max_ms = (int)parse_number(flag, optarg); break;
 		case DELAY: foo_delay_ms = parse_number(flag, optarg); break;
+		case TRACE: opts->trace = stderr; break;
 		case QUIET: verbose = 0; ptth_log_set_verbose(0); break;
 		case HELP: usage(stdout); exit(0);
 		default:

@@ -6,8 +6,8 @@
  * Threads: main() blocks in sigwait() until SIGINT or SIGTERM; the
  *          library's threads do the work.
  * Locks:   none.
- * Interface: bin/router [--http ADDR] [--tunnels ADDR] [limits...] [--quiet]
- *          [--help]; --help lists every flag with its default.
+ * Interface: bin/router [--http ADDR] [--tunnels ADDR] [limits...] [--trace]
+ *          [--quiet] [--help]; --help lists every flag with its default.
  * Tutorial: "Running the demo".
  */
 #include <errno.h>
@@ -43,6 +43,7 @@ usage(FILE *out)
 	        "  --drain-timeout-ms MS    on SIGINT/SIGTERM, let requests finish this long\n"
 	        "                           (default 10000)\n"
 	        "  --balance STRATEGY       random (default), round-robin or least-busy\n"
+	        "  --trace                  print every HTTP/2 frame of every tunnel on stderr\n"
 	        "  --quiet                  no per-request log lines\n"
 	        "  --help                   this text\n");
 }
@@ -93,7 +94,8 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 {
 	enum { HTTP = 1, TUNNELS, MAX_URI, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MAX_BODY,
 	       HEADER_TIMEOUT, IDLE_TIMEOUT, BACKEND_TIMEOUT, MAX_CONNS, QUEUE_SIZE,
-	       NO_FORWARDED, PING_INTERVAL, PING_TIMEOUT, DRAIN_TIMEOUT, BALANCE, QUIET, HELP };
+	       NO_FORWARDED, PING_INTERVAL, PING_TIMEOUT, DRAIN_TIMEOUT, BALANCE, TRACE, QUIET,
+	       HELP };
 	static const struct option longopts[] = {
 		{ "http", required_argument, NULL, HTTP },
 		{ "tunnels", required_argument, NULL, TUNNELS },
@@ -111,6 +113,7 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 		{ "ping-timeout-ms", required_argument, NULL, PING_TIMEOUT },
 		{ "drain-timeout-ms", required_argument, NULL, DRAIN_TIMEOUT },
 		{ "balance", required_argument, NULL, BALANCE },
+		{ "trace", no_argument, NULL, TRACE },
 		{ "quiet", no_argument, NULL, QUIET },
 		{ "help", no_argument, NULL, HELP },
 		{ NULL, 0, NULL, 0 },
@@ -138,6 +141,7 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 		case PING_TIMEOUT: opts->ping_timeout_ms = parse_int(flag, optarg); break;
 		case DRAIN_TIMEOUT: opts->drain_timeout_ms = parse_int(flag, optarg); break;
 		case BALANCE: opts->balance = parse_balance(optarg); break;
+		case TRACE: opts->trace = stderr; break;
 		case QUIET: ptth_log_set_verbose(0); break;
 		case HELP: usage(stdout); exit(0);
 		default:

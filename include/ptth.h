@@ -16,6 +16,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <sys/types.h>
 
 #ifdef __cplusplus
@@ -72,6 +73,8 @@ struct ptth_router_options {
 	int ping_timeout_ms;     /* drop a tunnel whose PING is unanswered (5 s) */
 	int drain_timeout_ms;    /* ptth_router_shutdown() waits this long (10 s) */
 	enum ptth_balance balance;
+	FILE *trace;             /* one line per HTTP/2 frame of every tunnel, written
+	                            by its tunnel thread (NULL: none; --trace: stderr) */
 };
 
 /* Fills *opts with the defaults: "localhost:8888", "localhost:8887" and
@@ -199,6 +202,8 @@ struct ptth_backend_options {
 	int ping_interval_ms;    /* PING a router quiet for this long (10 s; -1: never) */
 	int ping_timeout_ms;     /* drop a tunnel whose PING is unanswered (5 s) */
 	int drain_timeout_ms;    /* ptth_backend_stop() lets streams finish this long (10 s) */
+	FILE *trace;             /* one line per HTTP/2 frame of every tunnel, written
+	                            by its tunnel thread (NULL: none; --trace: stderr) */
 };
 
 /* Fills *opts with the defaults above (router "localhost:8887", no

@@ -18,7 +18,8 @@
  *     ptth_backend_stop() asks for a graceful end (GOAWAY, then the open
  *     streams finish, bounded by drain_timeout_ms);
  *   - request HEADERS start a handler (handler_call_start); its response
- *     head arrives as a kick and is submitted here.
+ *     head arrives as a kick and is submitted here;
+ *   - with the trace option, the callbacks print every frame (trace.c).
  * Tutorial: "The backend answers".
  */
 #include <errno.h>
@@ -34,6 +35,7 @@
 #include "lock.h"
 #include "net.h"
 #include "session_io.h"
+#include "trace.h"
 
 /* Everything the tunnel thread keeps for itself, on its own stack. */
 struct conn_thread {
@@ -47,6 +49,7 @@ struct conn_thread {
 	size_t kicked_alloc;
 	long long drain_deadline_ms;  /* set once GOAWAY was sent; else 0 */
 	struct exchange_batch batch;  /* handlers to wake after this pass */
+	struct trace trace;           /* opts.trace: this tunnel's frames */
 };
 
 void
@@ -100,7 +103,7 @@ open_unlink(struct conn_thread *ct, struct exchange *ex)
 }
 
 /* Implements nghttp2_on_begin_headers_callback. We use it to create the
- * exchange of each new request stream. */
+ * exchange of each new request stream, and to start tracing its fields. */
 static int
 on_begin_headers_callback(nghttp2_session *session, const nghttp2_frame *frame,
                           void *user_data)
@@ -108,6 +111,7 @@ on_begin_headers_callback(nghttp2_session *session, const nghttp2_frame *frame,
 	struct conn_thread *ct = user_data;
 	struct exchange *ex;
 
+	trace_begin_headers(&ct->trace);
 	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
 		return 0;
 	ex = exchange_new(BACKEND_STREAM_WINDOW);
@@ -122,16 +126,17 @@ on_begin_headers_callback(nghttp2_session *session, const nghttp2_frame *frame,
 }
 
 /* Implements nghttp2_on_header_callback. We use it to collect request
- * fields (and trailers, which handlers do not see yet). */
+ * fields (and trailers, which handlers do not see yet), and to trace. */
 static int
 on_header_callback(nghttp2_session *session, const nghttp2_frame *frame,
                    const uint8_t *name, size_t namelen, const uint8_t *value,
                    size_t valuelen, uint8_t flags, void *user_data)
 {
+	struct conn_thread *ct = user_data;
 	struct exchange *ex = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
 
 	(void)flags;
-	(void)user_data;
+	trace_header(&ct->trace, name, namelen, value, valuelen);
 	if (ex == NULL || frame->hd.type != NGHTTP2_HEADERS)
 		return 0;
 	if (exchange_add_in_header(ex, name, namelen, value, valuelen) < 0)
@@ -141,7 +146,7 @@ on_header_callback(nghttp2_session *session, const nghttp2_frame *frame,
 
 /* Implements nghttp2_on_frame_recv_callback. We use it to start the
  * handler once a request head is complete, to mark the end of a request
- * body, and to see PING acknowledgements. */
+ * body, to see PING acknowledgements, and to trace. */
 static int
 on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame,
                        void *user_data)
@@ -149,6 +154,7 @@ on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame,
 	struct conn_thread *ct = user_data;
 	struct exchange *ex;
 
+	trace_frame(&ct->trace, TRACE_RECV, frame);
 	if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK))
 		keepalive_on_ack(&ct->ka);
 	if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
@@ -166,6 +172,18 @@ on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame,
 			nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
 			                          NGHTTP2_REFUSED_STREAM);
 	}
+	return 0;
+}
+
+/* Implements nghttp2_on_frame_send_callback. We use it to trace. */
+static int
+on_frame_send_callback(nghttp2_session *session, const nghttp2_frame *frame,
+                       void *user_data)
+{
+	struct conn_thread *ct = user_data;
+
+	(void)session;
+	trace_frame(&ct->trace, TRACE_SEND, frame);
 	return 0;
 }
 
@@ -225,6 +243,7 @@ conn_session_new(struct conn_thread *ct)
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers_callback);
 	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header_callback);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv_callback);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send_callback);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv_callback);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close_callback);
 	nghttp2_option_set_no_auto_window_update(opt, 1);
@@ -395,9 +414,12 @@ backend_conn_serve(struct backend_conn *conn, const char **reason)
 {
 	struct conn_thread ct = { .conn = conn };
 	const struct ptth_backend_options *o = &conn->b->opts;
+	char name[64];
 	int rc;
 
 	session_io_init(&ct.io, conn->fd);
+	net_local_name(conn->fd, name, sizeof name); /* what the router calls this tunnel */
+	trace_init(&ct.trace, o->trace, name);
 	keepalive_init(&ct.ka, o->ping_interval_ms, o->ping_timeout_ms, now_ms());
 	rc = conn_session_new(&ct);
 	*reason = "cannot create a session";

@@ -80,6 +80,7 @@ router_conf_set(struct ptth_router *r, const struct ptth_router_options *opts)
 	c->ping_timeout_ms = PICK(ping_timeout_ms);
 	c->drain_timeout_ms = PICK(drain_timeout_ms);
 	c->balance = opts->balance;
+	c->trace = opts->trace;
 #undef PICK
 }
 

@@ -30,6 +30,7 @@ struct router_conf {
 	int ping_timeout_ms;
 	int drain_timeout_ms;
 	enum ptth_balance balance;
+	FILE *trace;              /* NULL: no frame trace */
 };
 
 struct ptth_router {

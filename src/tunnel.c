@@ -23,7 +23,8 @@
  * The thread also PINGs a quiet backend (keepalive.c), and on GOAWAY it
  * leaves the pool, lets open streams finish and ends. It wakes the user
  * threads whose streams changed once per pass, just before it sleeps
- * (exchange_batch_flush).
+ * (exchange_batch_flush). With the trace option its callbacks print
+ * every frame (trace.c).
  * Tutorial: "The tunnel thread's loop".
  */
 #include <errno.h>
@@ -41,6 +42,7 @@
 #include "net.h"
 #include "router.h"
 #include "session_io.h"
+#include "trace.h"
 #include "tunnel.h"
 
 /* Everything the tunnel thread keeps for itself. It lives on that
@@ -58,6 +60,7 @@ struct tunnel_thread {
 	size_t kicked_alloc;
 	uint64_t requests;
 	long long started_ms;
+	struct trace trace;          /* --trace: this tunnel's frames */
 };
 
 void
@@ -94,17 +97,32 @@ tunnel_submit(struct tunnel *t, struct exchange *ex)
 	return inbox_push(&t->inbox, ex);
 }
 
+/* Implements nghttp2_on_begin_headers_callback. We use it to start the
+ * trace of a header block. */
+static int
+on_begin_headers_callback(nghttp2_session *session, const nghttp2_frame *frame,
+                          void *user_data)
+{
+	struct tunnel_thread *tt = user_data;
+
+	(void)session;
+	(void)frame;
+	trace_begin_headers(&tt->trace);
+	return 0;
+}
+
 /* Implements nghttp2_on_header_callback. We use it to collect the
- * response fields of each stream into its exchange. */
+ * response fields of each stream into its exchange (and the trace). */
 static int
 on_header_callback(nghttp2_session *session, const nghttp2_frame *frame,
                    const uint8_t *name, size_t namelen, const uint8_t *value,
                    size_t valuelen, uint8_t flags, void *user_data)
 {
+	struct tunnel_thread *tt = user_data;
 	struct exchange *ex;
 
 	(void)flags;
-	(void)user_data;
+	trace_header(&tt->trace, name, namelen, value, valuelen);
 	if (frame->hd.type != NGHTTP2_HEADERS)
 		return 0;
 	ex = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
@@ -132,7 +150,7 @@ tunnel_on_goaway(struct tunnel_thread *tt, const nghttp2_frame *frame)
 
 /* Implements nghttp2_on_frame_recv_callback. We use it to notice the end
  * of a response head (the user thread may now write the status line), the
- * end of a response body, PING acknowledgements and GOAWAY. */
+ * end of a response body, PING acknowledgements and GOAWAY, and to trace. */
 static int
 on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame,
                        void *user_data)
@@ -140,6 +158,7 @@ on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame,
 	struct tunnel_thread *tt = user_data;
 	struct exchange *ex;
 
+	trace_frame(&tt->trace, TRACE_RECV, frame);
 	if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK))
 		keepalive_on_ack(&tt->ka);
 	if (frame->hd.type == NGHTTP2_GOAWAY)
@@ -155,6 +174,18 @@ on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame,
 		exchange_end_in_head(ex);
 	if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
 		exchange_finish_in(ex);
+	return 0;
+}
+
+/* Implements nghttp2_on_frame_send_callback. We use it to trace. */
+static int
+on_frame_send_callback(nghttp2_session *session, const nghttp2_frame *frame,
+                       void *user_data)
+{
+	struct tunnel_thread *tt = user_data;
+
+	(void)session;
+	trace_frame(&tt->trace, TRACE_SEND, frame);
 	return 0;
 }
 
@@ -227,8 +258,10 @@ tunnel_session_new(struct tunnel_thread *tt)
 		return -ENOMEM;
 	if (nghttp2_option_new(&opt) != 0)
 		goto out_cbs;
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers_callback);
 	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header_callback);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv_callback);
+	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send_callback);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv_callback);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close_callback);
 	/* Flow control is our backpressure: consume only what users took. */
@@ -416,6 +449,7 @@ tunnel_thread_main(void *arg)
 	pthread_setname_np(pthread_self(), thread_name);
 	tt.started_ms = now_ms();
 	session_io_init(&tt.io, t->fd);
+	trace_init(&tt.trace, r->conf.trace, t->name);
 	keepalive_init(&tt.ka, r->conf.ping_interval_ms, r->conf.ping_timeout_ms, tt.started_ms);
 	if (tunnel_session_new(&tt) < 0) {
 		reason = "cannot create session";
