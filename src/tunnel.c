@@ -326,18 +326,23 @@ tunnel_submit_stream(struct tunnel_thread *tt, struct exchange *ex)
 /* Submits queued requests while the backend allows more concurrent
  * streams (its SETTINGS_MAX_CONCURRENT_STREAMS). The rest wait in the
  * bounded queue, where a full queue turns into a 503 for the user,
- * instead of piling up inside nghttp2 without bound. */
-static void
+ * instead of piling up inside nghttp2 without bound. Returns true when
+ * it submitted any. */
+static bool
 tunnel_take_fresh(struct tunnel_thread *tt)
 {
 	uint32_t limit = nghttp2_session_get_remote_settings(
 		tt->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 	struct exchange *ex;
+	bool took = false;
 
 	if (tt->goaway)
 		limit = UINT32_MAX; /* each is refused at once, see tunnel_submit_stream */
-	while (tt->open_count < limit && (ex = inbox_pop(&tt->t->inbox)) != NULL)
+	while (tt->open_count < limit && (ex = inbox_pop(&tt->t->inbox)) != NULL) {
 		tunnel_submit_stream(tt, ex);
+		took = true;
+	}
+	return took;
 }
 
 /* Takes everything other threads left in the inbox: new requests first,
@@ -375,10 +380,16 @@ tunnel_run(struct tunnel_thread *tt)
 	int rc;
 
 	for (;;) {
+		uint32_t open_before = tt->open_count;
 		rc = keepalive_step(&tt->ka, tt->session, now_ms());
 		if (rc == -ETIMEDOUT)
 			return "PING timeout";
 		if (rc == 0)
+			rc = session_io_flush(&tt->io, tt->session);
+		/* A stream we reset closes only once its RST_STREAM is sent,
+		 * inside the flush: a queued request may take its place now,
+		 * not at the backend's next frame. */
+		if (rc == 0 && tt->open_count < open_before && tunnel_take_fresh(tt))
 			rc = session_io_flush(&tt->io, tt->session);
 		if (rc < 0)
 			break;
