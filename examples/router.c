@@ -33,6 +33,10 @@ usage(FILE *out)
 	        "  --max-body BYTES         largest request body, else 413 (default: no limit)\n"
 	        "  --header-timeout-ms MS   time to send a request head, else 408 (default 10000)\n"
 	        "  --idle-timeout-ms MS     idle keep-alive connections close after (default 60000)\n"
+	        "  --body-timeout-ms MS     longest pause between request body bytes, else 408,\n"
+	        "                           or the request is cut if answered already (default 30000)\n"
+	        "  --send-timeout-ms MS     a user that takes no response byte for this long is\n"
+	        "                           dropped and its stream reset (default 60000)\n"
 	        "  --backend-timeout-ms MS  time for a response head (else 504), and between\n"
 	        "                           response body bytes (else the body is cut) (default 60000)\n"
 	        "  --max-conns N            user connections at once, else 503 (default 1024)\n"
@@ -93,9 +97,9 @@ static void
 parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 {
 	enum { HTTP = 1, TUNNELS, MAX_URI, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MAX_BODY,
-	       HEADER_TIMEOUT, IDLE_TIMEOUT, BACKEND_TIMEOUT, MAX_CONNS, QUEUE_SIZE,
-	       NO_FORWARDED, PING_INTERVAL, PING_TIMEOUT, DRAIN_TIMEOUT, BALANCE, TRACE, QUIET,
-	       HELP };
+	       HEADER_TIMEOUT, IDLE_TIMEOUT, BODY_TIMEOUT, SEND_TIMEOUT, BACKEND_TIMEOUT,
+	       MAX_CONNS, QUEUE_SIZE, NO_FORWARDED, PING_INTERVAL, PING_TIMEOUT, DRAIN_TIMEOUT,
+	       BALANCE, TRACE, QUIET, HELP };
 	static const struct option longopts[] = {
 		{ "http", required_argument, NULL, HTTP },
 		{ "tunnels", required_argument, NULL, TUNNELS },
@@ -105,6 +109,8 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 		{ "max-body", required_argument, NULL, MAX_BODY },
 		{ "header-timeout-ms", required_argument, NULL, HEADER_TIMEOUT },
 		{ "idle-timeout-ms", required_argument, NULL, IDLE_TIMEOUT },
+		{ "body-timeout-ms", required_argument, NULL, BODY_TIMEOUT },
+		{ "send-timeout-ms", required_argument, NULL, SEND_TIMEOUT },
 		{ "backend-timeout-ms", required_argument, NULL, BACKEND_TIMEOUT },
 		{ "max-conns", required_argument, NULL, MAX_CONNS },
 		{ "queue-size", required_argument, NULL, QUEUE_SIZE },
@@ -133,6 +139,8 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 		case MAX_BODY: opts->max_body = parse_number(flag, optarg); break;
 		case HEADER_TIMEOUT: opts->header_timeout_ms = parse_int(flag, optarg); break;
 		case IDLE_TIMEOUT: opts->idle_timeout_ms = parse_int(flag, optarg); break;
+		case BODY_TIMEOUT: opts->body_timeout_ms = parse_int(flag, optarg); break;
+		case SEND_TIMEOUT: opts->send_timeout_ms = parse_int(flag, optarg); break;
 		case BACKEND_TIMEOUT: opts->backend_timeout_ms = parse_int(flag, optarg); break;
 		case MAX_CONNS: opts->max_conns = parse_int(flag, optarg); break;
 		case QUEUE_SIZE: opts->queue_size = parse_int(flag, optarg); break;

@@ -246,6 +246,8 @@ fuzz_router_start(int *http_port, int *tunnel_port)
 	opts.tunnel_addr = "127.0.0.1:0";
 	opts.header_timeout_ms = 2000;
 	opts.idle_timeout_ms = 2000;
+	opts.body_timeout_ms = 2000;
+	opts.send_timeout_ms = 2000;
 	opts.backend_timeout_ms = 2000;
 	opts.drain_timeout_ms = 2000;
 	opts.ping_interval_ms = -1;

@@ -66,8 +66,14 @@ struct ptth_router_options {
 	long long max_body;      /* request body bytes, 413 beyond (0: no limit) */
 	int header_timeout_ms;   /* a request head must arrive within (10 s), else 408 */
 	int idle_timeout_ms;     /* an idle keep-alive connection is closed after (60 s) */
-	int backend_timeout_ms;  /* response head must arrive within (60 s), else 504;
-	                            so must each piece of its body, else the body is cut */
+	int body_timeout_ms;     /* longest pause between request body bytes (30 s),
+	                            else 408, or the request is cut once answered */
+	int send_timeout_ms;     /* a user taking no response byte for this long is
+	                            dropped and its stream reset (60 s) */
+	int backend_timeout_ms;  /* response head must arrive within (60 s) of the
+	                            hand-over or of the last request body bytes passed
+	                            on, else 504; so must each piece of its body (or
+	                            room for the request body), else the body is cut */
 	int no_forwarded;        /* 1: do not add X-Forwarded-* and Forwarded fields */
 	int ping_interval_ms;    /* PING a tunnel quiet for this long (10 s; -1: never) */
 	int ping_timeout_ms;     /* drop a tunnel whose PING is unanswered (5 s) */

@@ -262,6 +262,17 @@ net_set_recv_timeout(int fd, int ms)
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 }
 
+/* Makes a blocking send() on fd give up with EAGAIN when it could move
+ * no byte for ms; a send() that moved some returns the count, so the
+ * timeout runs between writes that make progress. */
+void
+net_set_send_timeout(int fd, int ms)
+{
+	struct timeval tv = { ms / 1000, (ms % 1000) * 1000 };
+
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+}
+
 /* Asks the kernel to probe an idle connection (SO_KEEPALIVE), a second
  * line of defence behind HTTP/2 PING for tunnels. */
 void

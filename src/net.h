@@ -15,6 +15,7 @@ int net_write_all(int fd, const void *buf, size_t len);
 void net_set_nodelay(int fd);
 void net_set_keepalive(int fd);
 void net_set_recv_timeout(int fd, int ms);
+void net_set_send_timeout(int fd, int ms);
 int net_wake_fd_new(void);
 void net_wake(int fd);
 void net_wake_drain(int fd);

@@ -49,6 +49,8 @@ ptth_router_options_init(struct ptth_router_options *opts)
 	opts->max_body = 0;
 	opts->header_timeout_ms = 10 * 1000;
 	opts->idle_timeout_ms = 60 * 1000;
+	opts->body_timeout_ms = 30 * 1000;
+	opts->send_timeout_ms = 60 * 1000;
 	opts->backend_timeout_ms = 60 * 1000;
 	opts->no_forwarded = 0;
 	opts->ping_interval_ms = 10 * 1000;
@@ -74,6 +76,8 @@ router_conf_set(struct ptth_router *r, const struct ptth_router_options *opts)
 	c->max_body = opts->max_body > 0 ? opts->max_body : 0;
 	c->header_timeout_ms = PICK(header_timeout_ms);
 	c->idle_timeout_ms = PICK(idle_timeout_ms);
+	c->body_timeout_ms = PICK(body_timeout_ms);
+	c->send_timeout_ms = PICK(send_timeout_ms);
 	c->backend_timeout_ms = PICK(backend_timeout_ms);
 	c->forwarded = !opts->no_forwarded;
 	c->ping_interval_ms = opts->ping_interval_ms < 0 ? -1 : PICK(ping_interval_ms);

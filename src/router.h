@@ -24,6 +24,8 @@ struct router_conf {
 	long long max_body;       /* 0: no limit */
 	int header_timeout_ms;
 	int idle_timeout_ms;
+	int body_timeout_ms;      /* between request body bytes */
+	int send_timeout_ms;      /* SO_SNDTIMEO on user sockets */
 	int backend_timeout_ms;
 	bool forwarded;           /* add X-Forwarded-* and Forwarded */
 	int ping_interval_ms;     /* -1: no pings */

@@ -12,10 +12,11 @@
  * Locks:   none of its own; c->prev/c->next are guarded by the router's
  *          mu (router_conn_add/remove); c->idle is an atomic read by a
  *          draining router. This thread blocks in recv() (SO_RCVTIMEO is
- *          the idle timeout), poll() (a head under way, or a response
- *          moving while the request body still comes: then the tunnel
- *          thread writes notify_fd), send() and exchange waits, never
- *          while holding a lock.
+ *          the idle timeout), poll() (a request under way, on the header
+ *          or body timeout; a response moving while the request body
+ *          still comes: then the tunnel thread writes notify_fd), send()
+ *          (SO_SNDTIMEO is the send timeout) and exchange waits (on the
+ *          backend timeout), never while holding a lock.
  * Interface:
  *   - user_conn_start(): takes an accepted socket and starts the thread;
  *   - every failure becomes an HTTP status with a one-line plain-text
@@ -66,6 +67,10 @@ struct user_conn {
 	/* user thread only, no lock: */
 	struct http1_parser *parser;
 	int notify_fd;          /* eventfd: the tunnel says a response is moving */
+	bool abandoned;         /* a failure was answered or cut and logged where
+	                           it happened (a user that stopped taking bytes
+	                           or left, a stalled backend): the connection
+	                           ends without another answer or log line */
 	unsigned seen_events;   /* changes of c->ex already looked at */
 	char in[ROUTER_READ_BUF];
 	char out[USER_OUT_SIZE + 64];   /* response bytes not yet sent */
@@ -76,6 +81,7 @@ struct user_conn {
 	bool message_done;      /* the parser delivered the whole request */
 	long long head_started_ms; /* when the first byte of this request came */
 	long long submitted_ms; /* when it went to a tunnel (backend timeout) */
+	long long body_moved_ms; /* when body bytes last went into the exchange */
 	long long body_bytes;   /* request body bytes so far (max_body) */
 	bool keep_alive;
 	bool retried;           /* sent again after a refusal (once at most) */
@@ -88,11 +94,35 @@ struct user_conn {
 	bool chunked, close_delimited, no_body;
 };
 
+/* Writes to the user. A user that takes no byte for send_timeout_ms
+ * (SO_SNDTIMEO) is written off here, in one log line; its sending side
+ * is shut so that any later write fails at once, and the caller's error
+ * path closes the connection and resets the stream. A write that fails
+ * because the user left is not logged: that is an ordinary end.
+ * Returns 0 or a negative code (-ETIMEDOUT for a user too slow). */
+static int
+user_conn_write(struct user_conn *c, const void *data, size_t len)
+{
+	int rc = net_write_all(c->fd, data, len);
+
+	if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
+		log_info("%s: user took no response byte in %d ms: closing", c->peer,
+		         c->r->conf.send_timeout_ms);
+		shutdown(c->fd, SHUT_WR);
+		rc = -ETIMEDOUT;
+	}
+	if (rc < 0) {
+		c->abandoned = true;
+		c->keep_alive = false;
+	}
+	return rc;
+}
+
 /* Sends the output buffer. Returns 0 or a negative code (user gone). */
 static int
 user_conn_flush(struct user_conn *c)
 {
-	int rc = net_write_all(c->fd, c->out, c->out_len);
+	int rc = user_conn_write(c, c->out, c->out_len);
 
 	c->out_len = 0;
 	return rc;
@@ -107,7 +137,7 @@ user_conn_append(struct user_conn *c, const void *data, size_t len)
 		if (rc < 0)
 			return rc;
 		if (len > USER_OUT_SIZE)
-			return net_write_all(c->fd, data, len);
+			return user_conn_write(c, data, len);
 	}
 	memcpy(c->out + c->out_len, data, len);
 	c->out_len += len;
@@ -462,17 +492,25 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	c->submitted_ms = now_ms();
 	if (want_continue) {
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
-		if (net_write_all(c->fd, cont, sizeof cont - 1) < 0)
+		if (user_conn_write(c, cont, sizeof cont - 1) < 0)
 			return -1;
 	}
 	return 0;
 }
 
-/* The time by which the backend must have sent the response head. */
+/* The time by which the backend must have sent the response head:
+ * backend_timeout_ms after the request went to a tunnel or, when that
+ * is later, after request body bytes last went into its exchange. A
+ * long upload is the user's time, not the backend's; and a backend that
+ * keeps taking body bytes is not stalled. */
 static long long
 user_conn_backend_deadline(const struct user_conn *c)
 {
-	return c->submitted_ms + c->r->conf.backend_timeout_ms;
+	long long since = c->submitted_ms;
+
+	if (c->body_moved_ms > since)
+		since = c->body_moved_ms;
+	return since + c->r->conf.backend_timeout_ms;
 }
 
 /* Gives up on a request whose backend did not answer in time: the
@@ -487,9 +525,49 @@ user_conn_time_out(struct user_conn *c)
 	c->reject_text = "no response from the backend in time";
 }
 
+/* on_body: the backend let backend_timeout_ms pass while the request
+ * body waited for room: no head (504, and the stream is reset), or after
+ * its head neither a response byte nor room for the body (the response
+ * is cut short and the stream reset). Either way the rest of the body
+ * is not read: returns -1, which stops parsing, and the connection
+ * closes (after lingering) without another answer or log line. */
+static int
+user_conn_backend_stalled(struct user_conn *c)
+{
+	c->keep_alive = false;
+	if (!c->response_started) {
+		user_conn_time_out(c);
+		user_conn_send_simple(c, 504, NULL, "504 Gateway Timeout: %s", c->reject_text);
+	} else {
+		log_info("%s: %s: tunnel %s stalled for %d ms", c->peer,
+		         c->response_done ? "request cut" : "response cut short",
+		         c->tunnel->name, c->r->conf.backend_timeout_ms);
+		user_conn_drop_exchange(c);
+		c->response_failed = true;
+	}
+	c->abandoned = true;
+	return -1;
+}
+
+/* How long user_conn_on_body() waits for the pipe to have room. Before
+ * the head, or once the whole response is through (only room is waited
+ * for then), until the backend deadline. While the response body moves,
+ * every wake-up is progress (response bytes came, or the backend took
+ * body bytes), so each wait gets backend_timeout_ms of its own, as in
+ * user_conn_pump_body(). */
+static long long
+user_conn_body_wait_deadline(const struct user_conn *c)
+{
+	if (!c->response_started || c->response_done)
+		return user_conn_backend_deadline(c);
+	return now_ms() + c->r->conf.backend_timeout_ms;
+}
+
 /* http1 callback: a piece of request body. Writes it to the exchange,
  * moving response bytes while the pipe is full. Bytes for a request that
- * is not being forwarded (rejected, or its stream ended) are dropped. */
+ * is not being forwarded (rejected, or its stream ended) are dropped.
+ * Waiting for room is waiting on the backend, so the backend timeout
+ * bounds it, not the body timeout. */
 static int
 user_conn_on_body(void *arg, const char *data, size_t len)
 {
@@ -507,24 +585,20 @@ user_conn_on_body(void *arg, const char *data, size_t len)
 			continue;
 		if (n < 0)
 			return 0; /* the stream is over; the rest is read and dropped */
+		if (n > 0)
+			c->body_moved_ms = now_ms();
 		data += n;
 		len -= (size_t)n;
 		if (len == 0)
 			break;
 		unsigned what = EX_WAIT_OUT_SPACE;
-		long long deadline = -1;
-		if (!c->response_started) {
+		if (!c->response_started)
 			what |= EX_WAIT_IN_HEAD;
-			deadline = user_conn_backend_deadline(c);
-		} else if (!c->response_done) {
+		else if (!c->response_done)
 			what |= EX_WAIT_IN_DATA;
-		}
-		int rc = exchange_wait_until(c->ex, what, deadline);
-		if (rc == -ETIMEDOUT) {
-			user_conn_time_out(c);
-			c->keep_alive = false; /* the rest of the body is not read */
-			return -1;
-		}
+		int rc = exchange_wait_until(c->ex, what, user_conn_body_wait_deadline(c));
+		if (rc == -ETIMEDOUT)
+			return user_conn_backend_stalled(c);
 		if (rc == PTTH_EREFUSED && user_conn_retry(c) == 0)
 			continue;
 		if (rc < 0)
@@ -589,6 +663,7 @@ user_conn_answer(struct user_conn *c)
 	c->reject_status = 0;
 	c->message_done = false;
 	c->head_started_ms = 0;
+	c->body_moved_ms = 0;
 	c->body_bytes = 0;
 	c->retried = false;
 	c->response_started = c->response_done = c->response_failed = false;
@@ -598,9 +673,12 @@ user_conn_answer(struct user_conn *c)
 
 /* Waits until the user sends something, within the time the current
  * state allows: the rest of a request head must come within
- * header_timeout_ms of its first byte; otherwise (between requests, or
- * in a body) idle_timeout_ms of silence is allowed. While a request body
- * is coming, response bytes that arrive meanwhile are passed on.
+ * header_timeout_ms of its first byte; in a body, body_timeout_ms of
+ * silence is allowed; between requests, idle_timeout_ms. The body clock
+ * runs only here, while the router waits for the user: a body held back
+ * because the backend's window is closed waits in user_conn_on_body(),
+ * on the backend's clock. While a request body is coming, response bytes
+ * that arrive meanwhile are passed on.
  * Returns 1 when readable, 0 on timeout, or a negative code. */
 static int
 user_conn_wait_readable(struct user_conn *c)
@@ -615,6 +693,8 @@ user_conn_wait_readable(struct user_conn *c)
 
 	if (c->head_started_ms > 0 && http1_parser_in_head(c->parser))
 		deadline = c->head_started_ms + conf->header_timeout_ms;
+	else if (http1_parser_in_message(c->parser))
+		deadline = now_ms() + conf->body_timeout_ms;
 	for (;;) {
 		/* While a request body is still coming, the response may already
 		 * be moving: watch the exchange too, and pass it on. */
@@ -640,15 +720,26 @@ user_conn_wait_readable(struct user_conn *c)
 }
 
 /* The user was too slow: 408 while a request is under way (then close),
- * a quiet close on an idle keep-alive connection. */
+ * a quiet close on an idle keep-alive connection. A request whose
+ * response has begun can no longer be answered 408: it is cut (the
+ * connection closes, and user_conn_thread_main() lets go of the
+ * exchange, which resets the stream). */
 static void
 user_conn_timed_out(struct user_conn *c)
 {
+	bool in_body = !http1_parser_in_head(c->parser);
+	const char *text = in_body ? "request body not received in time"
+	                           : "request not received in time";
+
 	c->keep_alive = false;
-	if (!http1_parser_in_message(c->parser) || c->response_started)
+	if (!http1_parser_in_message(c->parser) || c->abandoned)
 		return;
-	log_info("%s: 408 request not received in time", c->peer);
-	user_conn_send_simple(c, 408, NULL, "408 Request Timeout: request not received in time");
+	if (c->response_started) {
+		log_info("%s: request cut: %s", c->peer, text);
+		return;
+	}
+	log_info("%s: 408 %s", c->peer, text);
+	user_conn_send_simple(c, 408, NULL, "408 Request Timeout: %s", text);
 }
 
 /* Answers a request that cannot go on (bad input, limit, or a status the
@@ -659,13 +750,15 @@ user_conn_fail_request(struct user_conn *c)
 	int status = c->reject_status;
 	const char *text = c->reject_text;
 
+	c->keep_alive = false;
+	c->linger = true; /* the rest of the request is unread */
+	if (c->abandoned)
+		return; /* answered, or cut, and logged where it failed */
 	if (status == 0) {
 		status = http1_parser_error_status(c->parser);
 		text = http1_parser_error_text(c->parser);
 	}
 	log_info("%s: %d %s", c->peer, status, text);
-	c->keep_alive = false;
-	c->linger = true; /* the rest of the request is unread */
 	if (!c->response_started)
 		user_conn_send_simple(c, status, status == 503 ? "Retry-After: 1" : NULL,
 		                      "%d %s: %s", status, headers_reason_phrase(status), text);
@@ -692,19 +785,19 @@ user_conn_parse(struct user_conn *c, size_t n, long long arrived_ms)
 	return 0;
 }
 
-/* Reads what the user sent next. The common case (between requests, or
- * in a body with nothing to watch) is one recv() whose timeout is the
- * idle timeout, set once on the socket (SO_RCVTIMEO); a head that is
- * under way, or a response moving meanwhile, goes through poll() first.
+/* Reads what the user sent next. The common case (between requests) is
+ * one recv() whose timeout is the idle timeout, set once on the socket
+ * (SO_RCVTIMEO); a request under way (its head or its body, each with a
+ * timeout of its own), or a response moving meanwhile, goes through
+ * poll() first.
  * Returns the bytes read, 0 at EOF, -ETIMEDOUT, or a negative code. */
 static ssize_t
 user_conn_recv(struct user_conn *c)
 {
 	bool watch = c->ex != NULL && !c->response_done && !c->response_failed;
-	bool in_head = c->head_started_ms > 0 && http1_parser_in_head(c->parser);
 	ssize_t n;
 
-	if (watch || in_head) {
+	if (watch || http1_parser_in_message(c->parser)) {
 		int rc = user_conn_wait_readable(c);
 		if (rc <= 0)
 			return rc == 0 ? -ETIMEDOUT : rc;
@@ -805,6 +898,7 @@ user_conn_start(struct ptth_router *r, int fd)
 	net_local_name(fd, c->local_authority, sizeof c->local_authority);
 	net_set_nodelay(fd);
 	net_set_recv_timeout(fd, r->conf.idle_timeout_ms);
+	net_set_send_timeout(fd, r->conf.send_timeout_ms);
 	c->notify_fd = net_wake_fd_new();
 	if (c->notify_fd < 0)
 		goto out_free;

@@ -525,9 +525,11 @@ struct conn {
 
 /* Connects a TCP socket to 127.0.0.1:port with IO_TIMEOUT_MS send and
  * receive timeouts and Nagle off (so byte-by-byte sends leave one by
- * one). Returns the socket or a negative code. */
+ * one). A rcvbuf above 0 sets SO_RCVBUF before connecting, so that the
+ * window the socket advertises stays that small too. Returns the socket
+ * or a negative code. */
 static int
-dial_loopback(int port)
+dial_loopback_rcvbuf(int port, int rcvbuf)
 {
 	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
 	struct timeval tv = { IO_TIMEOUT_MS / 1000, 0 };
@@ -537,6 +539,8 @@ dial_loopback(int port)
 	if (fd < 0)
 		return -errno;
 	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (rcvbuf > 0)
+		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
 	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
 	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
 	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
@@ -546,6 +550,12 @@ dial_loopback(int port)
 		return rc;
 	}
 	return fd;
+}
+
+static int
+dial_loopback(int port)
+{
+	return dial_loopback_rcvbuf(port, 0);
 }
 
 static int
@@ -1261,7 +1271,13 @@ child_kill(struct env *e)
  * given, answers every request 200 "bar", except:
  *   /hold...   kept unanswered until fake_release();
  *   /break...  a head without Content-Length and "hello", then the
- *              tunnel is closed (FIN) with the stream still open.
+ *              tunnel is closed (FIN) with the stream still open;
+ *   /endless   a head without Content-Length, then body bytes for as
+ *              long as flow control lets it send;
+ *   /deaf      a head without Content-Length, then nothing: no body
+ *              byte, and no request body byte is ever taken (its window
+ *              is never reopened). Other streams' request bodies are
+ *              consumed as they arrive.
  * It records SETTINGS ACKs, request heads and RST_STREAM frames.
  */
 
@@ -1315,6 +1331,39 @@ fake_bar_read_callback(nghttp2_session *session, int32_t stream_id, uint8_t *buf
 	return 3;
 }
 
+/* Implements nghttp2_data_source_read_callback. We use it for /endless:
+ * every call fills the frame, and the body never ends. */
+static ssize_t
+fake_endless_read_callback(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                           size_t length, uint32_t *data_flags,
+                           nghttp2_data_source *source, void *user_data)
+{
+	(void)session;
+	(void)stream_id;
+	(void)data_flags;
+	(void)source;
+	(void)user_data;
+	memset(buf, 'e', length);
+	return (ssize_t)length;
+}
+
+/* Implements nghttp2_data_source_read_callback. We use it for /deaf:
+ * there is never a body byte to send. */
+static ssize_t
+fake_silent_read_callback(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                          size_t length, uint32_t *data_flags,
+                          nghttp2_data_source *source, void *user_data)
+{
+	(void)session;
+	(void)stream_id;
+	(void)buf;
+	(void)length;
+	(void)data_flags;
+	(void)source;
+	(void)user_data;
+	return NGHTTP2_ERR_DEFERRED;
+}
+
 /* Implements nghttp2_data_source_read_callback. We use it to send
  * "hello" once and then nothing: the stream never ends. */
 static ssize_t
@@ -1347,6 +1396,16 @@ fake_answer(struct fake *f, int32_t stream_id)
 	nghttp2_submit_response(f->session, stream_id, nv, 3, &body);
 }
 
+/* A head without Content-Length, then the body read_callback makes. */
+static void
+fake_answer_unsized(struct fake *f, int32_t stream_id, nghttp2_data_source_read_callback cb)
+{
+	nghttp2_nv nv[] = { FAKE_NV(":status", "200"), FAKE_NV("content-type", "text/plain") };
+	nghttp2_data_provider body = { .read_callback = cb };
+
+	nghttp2_submit_response(f->session, stream_id, nv, 2, &body);
+}
+
 static void
 fake_answer_break(struct fake *f, int32_t stream_id)
 {
@@ -1372,6 +1431,10 @@ fake_on_request(struct fake *f, int32_t stream_id)
 	pthread_mutex_unlock(&f->mu);
 	if (strncmp(path, "/break", 6) == 0)
 		fake_answer_break(f, stream_id);
+	else if (strcmp(path, "/endless") == 0)
+		fake_answer_unsized(f, stream_id, fake_endless_read_callback);
+	else if (strcmp(path, "/deaf") == 0)
+		fake_answer_unsized(f, stream_id, fake_silent_read_callback);
 	else if (hold && strncmp(path, "/hold", 5) == 0 && f->held_count < FAKE_SLOTS)
 		f->held[f->held_count++] = stream_id;
 	else
@@ -1400,6 +1463,20 @@ fake_on_header_callback(nghttp2_session *session, const nghttp2_frame *frame,
 	if (namelen == 5 && memcmp(name, ":path", 5) == 0)
 		snprintf(fake_path(user_data, frame->hd.stream_id), 128, "%.*s", (int)valuelen,
 		         (const char *)value);
+	return 0;
+}
+
+/* Implements nghttp2_on_data_chunk_recv_callback. We use it to take
+ * request body bytes (reopening the window) on every stream but /deaf:
+ * the session does not do it by itself (no_auto_window_update). */
+static int
+fake_on_data_chunk_recv_callback(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+                                 const uint8_t *data, size_t len, void *user_data)
+{
+	(void)flags;
+	(void)data;
+	if (strcmp(fake_path(user_data, stream_id), "/deaf") != 0)
+		nghttp2_session_consume(session, stream_id, len);
 	return 0;
 }
 
@@ -1519,6 +1596,7 @@ static int
 fake_session_new(struct fake *f, uint32_t max_streams)
 {
 	nghttp2_session_callbacks *cbs;
+	nghttp2_option *opt;
 	nghttp2_settings_entry settings[] = {
 		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams },
 	};
@@ -1526,11 +1604,19 @@ fake_session_new(struct fake *f, uint32_t max_streams)
 
 	if (nghttp2_session_callbacks_new(&cbs) != 0)
 		return -ENOMEM;
+	if (nghttp2_option_new(&opt) != 0) {
+		nghttp2_session_callbacks_del(cbs);
+		return -ENOMEM;
+	}
+	nghttp2_option_set_no_auto_window_update(opt, 1);
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, fake_on_begin_headers_callback);
 	nghttp2_session_callbacks_set_on_header_callback(cbs, fake_on_header_callback);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs,
+	                                                         fake_on_data_chunk_recv_callback);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, fake_on_frame_recv_callback);
-	rc = nghttp2_session_server_new(&f->session, cbs, f);
+	rc = nghttp2_session_server_new2(&f->session, cbs, f, opt);
 	nghttp2_session_callbacks_del(cbs);
+	nghttp2_option_del(opt);
 	if (rc != 0)
 		return -ENOMEM;
 	if (nghttp2_submit_settings(f->session, NGHTTP2_FLAG_NONE, settings, 1) != 0)
@@ -1614,6 +1700,33 @@ fake_wait(struct fake *f, enum fake_event ev, int n)
 	rc = fake_count_locked(f, ev) >= n ? 0 : -ETIMEDOUT;
 	pthread_mutex_unlock(&f->mu);
 	return rc;
+}
+
+/* The stream id of the last request head the fake saw. */
+static int32_t
+fake_last_request(struct fake *f)
+{
+	pthread_mutex_lock(&f->mu);
+	int32_t id = f->last_request;
+	pthread_mutex_unlock(&f->mu);
+	return id;
+}
+
+/* Waits for the fake's first RST_STREAM and checks that the router sent
+ * it, with CANCEL, for stream_id. NULL, or what happened instead. */
+static const char *
+fake_saw_cancel(struct fake *f, int32_t stream_id)
+{
+	if (fake_wait(f, FAKE_RESETS, 1) < 0)
+		return problem("the backend saw no RST_STREAM for stream %d", (int)stream_id);
+	pthread_mutex_lock(&f->mu);
+	int32_t reset = f->last_reset;
+	uint32_t code = f->last_reset_code;
+	pthread_mutex_unlock(&f->mu);
+	if (reset != stream_id || code != NGHTTP2_CANCEL)
+		return problem("expected RST_STREAM CANCEL on stream %d, got code %u on %d",
+		               (int)stream_id, code, (int)reset);
+	return NULL;
 }
 
 /* Stops the fake (closing its tunnel if still open), joins its thread
@@ -2088,6 +2201,113 @@ test_contract_silent_new_connection_is_closed_quietly(void **state)
 	assert_ok(still_serves(e));
 }
 
+/* A request body that stops coming, with nothing of the response sent
+ * yet, is answered 408 after body_timeout_ms and its stream is reset.
+ * The backend here allows one stream, which the stalled upload holds:
+ * another user's request waits behind it and is served once it is cut,
+ * long before the idle timeout that used to bound the wait. */
+static void
+test_contract_stalled_request_body_is_408_and_others_are_served(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	struct conn c;
+	struct fake *f;
+
+	env_options(&o);
+	o.body_timeout_ms = SHORT_MS;
+	f = env_start_with_fake(e, &o, 1);
+	assert_int_equal(conn_open(&c, e->http_port), 0);
+	long long start = now_ms();
+	assert_int_equal(conn_send(&c, "POST /hold HTTP/1.1\r\nHost: x\r\n"
+	                               "Content-Length: 100\r\n\r\nhello"), 0);
+	assert_int_equal(fake_wait(f, FAKE_REQUESTS, 1), 0);
+	int32_t stalled = fake_last_request(f);
+	assert_ok(still_serves(e));
+	assert_int_equal(read_response(&c, &r, false), 0);
+	long long waited = now_ms() - start;
+	print_message("408 after %lld ms: %s", waited, r.body);
+	assert_ok(check_response(&r, 408, NULL));
+	assert_non_null(resp_field(&r, "connection"));
+	assert_string_equal(resp_field(&r, "connection"), "close");
+	assert_true(waited >= SHORT_MS - 20);
+	assert_ok(conn_expect_close(&c));
+	conn_close(&c);
+	assert_ok(fake_saw_cancel(f, stalled));
+}
+
+/* Once the response has begun, a stalled request body can no longer be
+ * answered 408: the request is cut (the chunked body the user got has
+ * no last chunk), the connection closes and the stream is reset. */
+static void
+test_contract_stalled_request_body_after_the_answer_began_is_cut(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	struct conn c;
+	struct fake *f;
+
+	env_options(&o);
+	o.body_timeout_ms = SHORT_MS;
+	f = env_start_with_fake(e, &o, 100);
+	assert_int_equal(conn_open(&c, e->http_port), 0);
+	long long start = now_ms();
+	assert_int_equal(conn_send(&c, "POST /deaf HTTP/1.1\r\nHost: x\r\n"
+	                               "Content-Length: 100\r\n\r\nhello"), 0);
+	assert_int_equal(read_head(&c, &r, false), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.framing, FRAMING_CHUNKED);
+	int32_t stalled = fake_last_request(f);
+	assert_int_equal(read_body(&c, &r), 0);
+	long long waited = now_ms() - start;
+	print_message("cut after %lld ms\n", waited);
+	assert_false(r.complete);
+	assert_true(r.eof);
+	assert_true(waited >= SHORT_MS - 20);
+	conn_close(&c);
+	assert_ok(fake_saw_cancel(f, stalled));
+	assert_ok(still_serves(e));
+}
+
+/* A user that asks for an endless body and never reads (a small
+ * receive buffer, so the router's writes block early) is dropped after
+ * send_timeout_ms: the backend sees its stream reset, and the one
+ * stream it allows serves others again. */
+static void
+test_contract_user_that_stops_reading_is_dropped_at_the_send_timeout(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static const char request[] = "GET /endless HTTP/1.1\r\nHost: x\r\n\r\n";
+	static char buf[64 * 1024];
+	struct fake *f;
+	ssize_t n;
+
+	env_options(&o);
+	o.send_timeout_ms = SHORT_MS;
+	f = env_start_with_fake(e, &o, 1);
+	int fd = dial_loopback_rcvbuf(e->http_port, 4096);
+	assert_true(fd >= 0);
+	long long start = now_ms();
+	assert_int_equal(send_all(fd, request, sizeof request - 1), 0);
+	assert_int_equal(fake_wait(f, FAKE_REQUESTS, 1), 0);
+	assert_ok(fake_saw_cancel(f, fake_last_request(f)));
+	long long waited = now_ms() - start;
+	print_message("stream reset after %lld ms\n", waited);
+	assert_true(waited >= SHORT_MS - 20);
+	assert_ok(still_serves(e));
+	/* The router closed its end: what it had sent ends with a FIN. */
+	unsigned long long total = 0;
+	while ((n = recv(fd, buf, sizeof buf, 0)) > 0)
+		total += (unsigned long long)n;
+	print_message("%llu bytes were on their way, then %s\n", total,
+	              n == 0 ? "a FIN" : strerror(errno));
+	assert_true(n == 0 || errno == ECONNRESET);
+	close(fd);
+}
+
 /* ---------------------------------------------------------------------
  * No capacity: 503.
  */
@@ -2413,6 +2633,98 @@ test_contract_backend_stalling_mid_body_is_cut_at_the_backend_timeout(void **sta
 	e->unblocked = true;
 	pthread_cond_broadcast(&e->changed);
 	pthread_mutex_unlock(&e->mu);
+	assert_ok(still_serves(e));
+}
+
+/* Sends a request body from a thread of its own, for as long as the
+ * router takes it. */
+struct uploader {
+	int fd;
+	long long len;            /* body bytes to send */
+	int rc;                   /* out: 0, or the code that ended the upload */
+};
+
+static void *
+uploader_thread_main(void *arg)
+{
+	static const char zeros[16384];
+	struct uploader *u = arg;
+
+	for (long long left = u->len; left > 0 && u->rc == 0;) {
+		size_t n = left < (long long)sizeof zeros ? (size_t)left : sizeof zeros;
+		u->rc = send_all(u->fd, zeros, n);
+		left -= (long long)n;
+	}
+	return NULL;
+}
+
+/* The backend sends a head, then neither a body byte nor room for the
+ * request body still uploading: after backend_timeout_ms the response
+ * is cut, the connection closes and the stream is reset. */
+static void
+test_contract_backend_stalling_while_the_body_uploads_is_cut_at_the_backend_timeout(
+	void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	struct uploader u = { .len = 64LL << 20 };
+	pthread_t uploader;
+	struct conn c;
+	struct fake *f;
+
+	env_options(&o);
+	o.backend_timeout_ms = SHORT_MS;
+	f = env_start_with_fake(e, &o, 100);
+	assert_int_equal(conn_open(&c, e->http_port), 0);
+	long long start = now_ms();
+	assert_int_equal(conn_send(&c, "POST /deaf HTTP/1.1\r\nHost: x\r\n"
+	                               "Content-Length: 67108864\r\n\r\n"), 0);
+	u.fd = c.fd;
+	assert_int_equal(pthread_create(&uploader, NULL, uploader_thread_main, &u), 0);
+	int rc = read_response(&c, &r, false);
+	long long waited = now_ms() - start;
+	shutdown(c.fd, SHUT_RDWR); /* ends the upload, whatever happened */
+	pthread_join(uploader, NULL);
+	print_message("status %d, cut after %lld ms, upload ended with %s\n", r.status, waited,
+	              strerror(-u.rc));
+	assert_int_equal(rc, 0);
+	assert_int_equal(r.status, 200);
+	assert_false(r.complete);
+	assert_true(r.eof);
+	assert_true(waited >= SHORT_MS - 20);
+	conn_close(&c);
+	assert_ok(fake_saw_cancel(f, fake_last_request(f)));
+	assert_ok(still_serves(e));
+}
+
+/* The backend clock does not count the user's time: a body uploaded
+ * over twice the backend timeout, to a backend that answers once it has
+ * read it all, is answered, not 504. */
+static void
+test_contract_slow_upload_does_not_count_against_the_backend_timeout(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	static struct response r;
+	struct conn c;
+
+	env_options(&o);
+	o.backend_timeout_ms = 3 * SHORT_MS;
+	env_start(e, &o);
+	assert_int_equal(conn_open(&c, e->http_port), 0);
+	long long start = now_ms();
+	assert_int_equal(conn_send(&c, "POST /sink HTTP/1.1\r\nHost: x\r\n"
+	                               "Content-Length: 6\r\n\r\n"), 0);
+	/* One byte every SHORT_MS: the pause is the point here. */
+	for (int i = 0; i < 6 && !conn_wait_readable(&c, SHORT_MS); i++)
+		assert_int_equal(send_all(c.fd, "x", 1), 0);
+	assert_int_equal(read_response(&c, &r, false), 0);
+	long long waited = now_ms() - start;
+	print_message("%d after %lld ms: %s\n", r.status, waited, r.body);
+	assert_ok(check_response(&r, 200, "6"));
+	assert_true(waited >= 6 * SHORT_MS - 20);
+	conn_close(&c);
 	assert_ok(still_serves(e));
 }
 
@@ -3060,6 +3372,9 @@ main(void)
 		CONTRACT_TEST(test_contract_trickled_head_is_408_at_header_timeout),
 		CONTRACT_TEST(test_contract_idle_keep_alive_connection_is_closed_quietly),
 		CONTRACT_TEST(test_contract_silent_new_connection_is_closed_quietly),
+		CONTRACT_TEST(test_contract_stalled_request_body_is_408_and_others_are_served),
+		CONTRACT_TEST(test_contract_stalled_request_body_after_the_answer_began_is_cut),
+		CONTRACT_TEST(test_contract_user_that_stops_reading_is_dropped_at_the_send_timeout),
 		/* capacity */
 		CONTRACT_TEST(test_contract_no_tunnel_is_503_with_a_short_text),
 		CONTRACT_TEST(test_contract_full_queue_is_503_with_retry_after),
@@ -3072,6 +3387,9 @@ main(void)
 		CONTRACT_TEST(test_contract_tunnel_break_after_the_head_cuts_a_sized_body),
 		CONTRACT_TEST(test_contract_tunnel_break_after_the_head_cuts_a_chunked_body),
 		CONTRACT_TEST(test_contract_backend_stalling_mid_body_is_cut_at_the_backend_timeout),
+		CONTRACT_TEST(
+			test_contract_backend_stalling_while_the_body_uploads_is_cut_at_the_backend_timeout),
+		CONTRACT_TEST(test_contract_slow_upload_does_not_count_against_the_backend_timeout),
 		/* forwarding */
 		CONTRACT_TEST(test_contract_hop_by_hop_fields_are_not_forwarded),
 		CONTRACT_TEST(test_contract_fields_named_in_any_connection_field_are_not_forwarded),
