@@ -128,6 +128,15 @@ void ptth_router_free(struct ptth_router *r);
  * A handler runs on a thread of its own; it may block (sleep, read the
  * request body, write a long response) without holding up other requests.
  * The request and response objects are valid until the handler returns.
+ *
+ * HEAD: the response to a HEAD request is its head alone (RFC 9110
+ * section 9.3.2), so one handler can serve GET and HEAD alike. The head
+ * goes out at the first write (or at the end), in one HEADERS frame that
+ * ends the stream; the bytes written are discarded and every write
+ * succeeds unless the stream failed (reset, tunnel closed); trailers are
+ * discarded too. Set the Content-Length GET would have: it is kept. A
+ * handler that streams without end should check ptth_request_method(),
+ * since for HEAD its writes no longer tell it when the user has gone.
  */
 struct ptth_request;
 struct ptth_response;
@@ -161,12 +170,13 @@ int ptth_response_set_status(struct ptth_response *res, int status);
 int ptth_response_add_header(struct ptth_response *res, const char *name,
                              const char *value);
 /* Adds a trailer field, sent after the body when the response ends.
- * Any time before ptth_response_end(). */
+ * Any time before ptth_response_end(). Discarded for HEAD. */
 int ptth_response_add_trailer(struct ptth_response *res, const char *name,
                               const char *value);
 /* Sends the status and fields (if not sent yet) and len bytes of body.
  * Blocks while the router is not reading (HTTP/2 flow control).
- * Returns 0 or a negative code when the stream is gone. */
+ * Returns 0 or a negative code when the stream is gone. For HEAD the
+ * bytes are discarded (see above). */
 int ptth_response_write(struct ptth_response *res, const void *data, size_t len);
 /* Ends the response. Called automatically when the handler returns. */
 int ptth_response_end(struct ptth_response *res);

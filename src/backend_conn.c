@@ -268,7 +268,9 @@ out_cbs:
 }
 
 /* Submits the response HEADERS a handler committed: :status first, then
- * its fields; a body already known to be empty needs no DATA provider. */
+ * its fields. A body already known to be empty, or the answer to HEAD
+ * (RFC 9110 section 9.3.2, RFC 9113 section 8.1.1), needs no DATA
+ * provider: the HEADERS frame then carries END_STREAM. */
 static void
 conn_submit_response(struct conn_thread *ct, struct exchange *ex)
 {
@@ -283,7 +285,8 @@ conn_submit_response(struct conn_thread *ct, struct exchange *ex)
 
 	ex->head_submitted = true;
 	mutex_lock(&ex->mu);
-	empty = body_pipe_at_end(&ex->out) && ex->out_trailers.count == 0;
+	empty = ex->out_no_body ||
+	        (body_pipe_at_end(&ex->out) && ex->out_trailers.count == 0);
 	mutex_unlock(&ex->mu);
 	header_list_init(&head);
 	snprintf(status, sizeof status, "%d", ex->out_status);

@@ -110,7 +110,10 @@ exchange_kick(struct exchange *ex)
 
 /* Appends up to len bytes to the out body without blocking.
  * Returns the bytes taken (0 when the pipe is full), or a negative code
- * when the stream is over or cancelled. */
+ * when the stream is over or cancelled. With out_no_body (a backend
+ * answering HEAD) every byte is taken and dropped for as long as the
+ * stream has not failed, even once it is over: the head was the whole
+ * response (RFC 9110 section 9.3.2). */
 ssize_t
 exchange_write_out(struct exchange *ex, const void *data, size_t len)
 {
@@ -118,7 +121,9 @@ exchange_write_out(struct exchange *ex, const void *data, size_t len)
 	bool kick = false;
 
 	mutex_lock(&ex->mu);
-	if (ex->closed || ex->cancelled) {
+	if (ex->out_no_body && ex->error == 0 && !ex->cancelled) {
+		n = (ssize_t)len;
+	} else if (ex->closed || ex->cancelled) {
 		n = exchange_error_locked(ex);
 	} else {
 		n = body_pipe_write(&ex->out, data, len);

@@ -47,6 +47,11 @@ struct exchange {
 	                               exchange_finish_out() */
 	bool out_has_body;          /* a DATA provider is needed */
 
+	/* Backend: set by the tunnel thread before the handler starts,
+	 * read-only afterwards: */
+	bool out_no_body;           /* the request is HEAD: the response is its
+	                               head alone, out bytes are dropped */
+
 	pthread_mutex_t mu;         /* lock order: after inbox->mu is released; never nested */
 	pthread_cond_t changed;     /* broadcast on every change a waiter may need */
 	/* guarded by mu: */
@@ -76,6 +81,7 @@ struct exchange {
 	int32_t stream_id;          /* 0 until the stream exists */
 	bool head_submitted;        /* backend: response HEADERS submitted */
 	bool reset_sent;            /* RST_STREAM submitted after a cancel */
+	bool malformed_logged;      /* router: a malformed response was logged */
 	uint64_t in_delivered;      /* DATA bytes put into the in pipe */
 	uint64_t in_consumed;       /* of which reported to nghttp2 */
 	struct exchange *open_prev, *open_next; /* the tunnel's open streams */

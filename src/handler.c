@@ -18,7 +18,10 @@
  *     arrive) and answer with ptth_response_write() (blocks while the
  *     router's flow-control window is closed);
  *   - the first write sends the head; ptth_response_end() (also run for
- *     the handler when it returns) ends the stream, after any trailers.
+ *     the handler when it returns) ends the stream, after any trailers;
+ *   - a HEAD request is answered by the head alone, ending the stream
+ *     (RFC 9110 section 9.3.2): the handler writes as for GET, and its
+ *     body bytes and trailers are dropped (out_no_body, exchange.c).
  * Tutorial: "The backend answers".
  */
 #include <errno.h>
@@ -148,6 +151,10 @@ ptth_response_add_trailer(struct ptth_response *res, const char *name, const cha
 {
 	if (res->call->ended)
 		return PTTH_ESTATE;
+	/* Trailers follow a body; a HEAD response has none to follow, and
+	 * its HEADERS frame may already have ended the stream. */
+	if (res->call->ex->out_no_body)
+		return 0;
 	return call_add_field(&res->call->ex->out_trailers, name, value);
 }
 
@@ -279,6 +286,8 @@ handler_call_start(struct backend_conn *conn, struct exchange *ex)
 		*q = '\0';
 	while (call->first_field < l->count && l->items[call->first_field].name[0] == ':')
 		call->first_field++;
+	/* Set before the handler starts; workers_submit() publishes it. */
+	ex->out_no_body = strcmp(call_pseudo(call, ":method"), "HEAD") == 0;
 	exchange_ref(ex); /* the handler's reference, dropped by exchange_release */
 	backend_conn_ref(conn);
 	rc = workers_submit(&b->workers, call);

@@ -211,6 +211,39 @@ on_data_chunk_recv_callback(nghttp2_session *session, uint8_t flags,
 	return 0;
 }
 
+/* Implements nghttp2_on_begin_frame_callback. We use it to log, once per
+ * stream, a DATA frame with a payload on the stream of a HEAD request: a
+ * HEAD response has no content (RFC 9110 section 9.3.2), so the backend
+ * sent a malformed response (RFC 9113 section 8.1.1). nghttp2's HTTP
+ * messaging checks act on it: they reset the stream with PROTOCOL_ERROR,
+ * give the bytes back to the connection window and never pass them to
+ * on_data_chunk_recv_callback. The head came first (DATA before any head
+ * ends the whole session before this callback runs), so the user has
+ * the whole HEAD response already. A frame of padding alone would be
+ * logged too, though nghttp2 lets it pass; the flag bounds the noise. */
+static int
+on_begin_frame_callback(nghttp2_session *session, const nghttp2_frame_hd *hd,
+                        void *user_data)
+{
+	struct tunnel_thread *tt = user_data;
+	struct exchange *ex;
+	const char *method;
+
+	if (hd->type != NGHTTP2_DATA || hd->length == 0)
+		return 0;
+	ex = nghttp2_session_get_stream_user_data(session, hd->stream_id);
+	if (ex == NULL || ex->malformed_logged)
+		return 0;
+	method = header_list_get(&ex->out_head, ":method"); /* read-only once queued */
+	if (method == NULL || strcmp(method, "HEAD") != 0)
+		return 0;
+	ex->malformed_logged = true;
+	log_info("Tunnel %s: stream %d: DATA on a HEAD request (user %s): malformed "
+	         "response, stream reset with PROTOCOL_ERROR", tt->t->name, hd->stream_id,
+	         ex->peer);
+	return 0;
+}
+
 /* Maps an RST_STREAM or close code to ours. REFUSED_STREAM means the
  * backend never processed the request (RFC 9113 section 8.7): the user
  * thread may send it again on another tunnel. */
@@ -264,6 +297,7 @@ tunnel_session_new(struct tunnel_thread *tt)
 	nghttp2_session_callbacks_set_on_frame_send_callback(cbs, on_frame_send_callback);
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv_callback);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close_callback);
+	nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame_callback);
 	/* Flow control is our backpressure: consume only what users took. */
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	if (nghttp2_session_client_new2(&tt->session, cbs, tt, opt) != 0)

@@ -11,9 +11,10 @@
  *   - "our router": ptth_router on 127.0.0.1:0 and a gobackend child
  *     dialling its tunnel port;
  *   - "Go router": a gorouter child on 127.0.0.1:0 (it prints the ports
- *     it bound and one "Tunnel added:" line per tunnel on stdout, read
- *     here through a pipe) and a ptth_backend serving GET /foo,
- *     POST /echo and GET /reset dialled to its tunnel port;
+ *     it bound, one "Tunnel added:" line per tunnel and its log on
+ *     stdout, read here through a pipe) and a ptth_backend serving
+ *     GET and HEAD /foo, POST /echo and GET /reset dialled to its
+ *     tunnel port;
  *   - "bin/backend behind the Go router": the same gorouter, and our
  *     example program from PTTH_BIN_DIR as a second child.
  * The teardown, which cmocka runs even after a failed assertion, stops
@@ -60,6 +61,9 @@ struct child {
 	int out;                  /* read end of its stdout, or -1 */
 	char buf[4096];           /* bytes read from out, not yet returned */
 	size_t len;
+	char skipped[4096];       /* lines child_wait_line() passed over, the
+	                           * first 4 KiB of them, NUL-terminated */
+	size_t skipped_len;
 };
 
 /* Everything one test starts; the teardown undoes whatever is set. */
@@ -123,6 +127,8 @@ child_start(struct child *c, char *const argv[])
 	c->pid = 0;
 	c->out = -1;
 	c->len = 0;
+	c->skipped_len = 0;
+	c->skipped[0] = '\0';
 	if (pipe2(fds, O_CLOEXEC) < 0)
 		return -errno;
 	/* Everything is prepared before fork: the child of a threaded
@@ -203,8 +209,20 @@ now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+/* Keeps a line child_wait_line() passed over in c->skipped, as far as
+ * there is room. */
+static void
+child_keep_skipped(struct child *c, const char *line)
+{
+	size_t room = sizeof c->skipped - c->skipped_len;
+	int n = snprintf(c->skipped + c->skipped_len, room, "%s\n", line);
+
+	c->skipped_len += n < 0 ? 0 : (size_t)n < room ? (size_t)n : room - 1;
+}
+
 /* Reads the child's stdout until a line starting with prefix arrives and
- * copies the rest of that line into rest. Lines before it are skipped.
+ * copies the rest of that line into rest. Lines before it are skipped,
+ * and kept in c->skipped for tests that look at what the child logged.
  * Returns 0, -ETIMEDOUT, -EPIPE (stdout closed) or another negative code. */
 static int
 child_wait_line(struct child *c, const char *prefix, char *rest, size_t size,
@@ -223,6 +241,8 @@ child_wait_line(struct child *c, const char *prefix, char *rest, size_t size,
 			*nl = '\0';
 			if (match)
 				snprintf(rest, size, "%s", c->buf + strlen(prefix));
+			else
+				child_keep_skipped(c, c->buf);
 			c->len -= line + 1;
 			memmove(c->buf, nl + 1, c->len);
 			if (match)
@@ -273,6 +293,7 @@ struct reply {
 	long status;             /* 0 when no response arrived */
 	char *body;              /* malloc'd, NUL-terminated; free() it */
 	size_t len;
+	curl_off_t content_length; /* the Content-Length field, or -1 */
 	CURLcode rc;
 };
 
@@ -293,17 +314,19 @@ reply_write_callback(char *data, size_t size, size_t nmemb, void *arg)
 	return n;
 }
 
-/* GET (data NULL) or POST of len bytes to 127.0.0.1:port path. The reply
- * is filled in even on failure; free r->body afterwards. */
+/* GET (data NULL), HEAD (data NULL and head set) or POST of len bytes to
+ * 127.0.0.1:port path. The reply is filled in even on failure; free
+ * r->body afterwards. */
 static void
-http_request(int port, const char *path, const void *data, size_t len,
-             struct reply *r)
+http_request_method(int port, const char *path, bool head, const void *data, size_t len,
+                    struct reply *r)
 {
 	struct curl_slist *fields = curl_slist_append(NULL, "Expect:");
 	CURL *c = curl_easy_init();
 	char url[256];
 
 	memset(r, 0, sizeof *r);
+	r->content_length = -1;
 	r->rc = CURLE_FAILED_INIT;
 	if (c == NULL || fields == NULL)
 		goto out;
@@ -319,11 +342,22 @@ http_request(int port, const char *path, const void *data, size_t len,
 		curl_easy_setopt(c, CURLOPT_POSTFIELDSIZE_LARGE, (curl_off_t)len);
 		curl_easy_setopt(c, CURLOPT_HTTPHEADER, fields);
 	}
+	if (head)
+		curl_easy_setopt(c, CURLOPT_NOBODY, 1L);
 	r->rc = curl_easy_perform(c);
 	curl_easy_getinfo(c, CURLINFO_RESPONSE_CODE, &r->status);
+	curl_easy_getinfo(c, CURLINFO_CONTENT_LENGTH_DOWNLOAD_T, &r->content_length);
 out:
 	curl_slist_free_all(fields);
 	curl_easy_cleanup(c);
+}
+
+/* GET (data NULL) or POST of len bytes; see http_request_method(). */
+static void
+http_request(int port, const char *path, const void *data, size_t len,
+             struct reply *r)
+{
+	http_request_method(port, path, false, data, len, r);
 }
 
 /* 1 MiB of pseudo-random bytes (xorshift), so that lost, repeated or
@@ -509,7 +543,7 @@ go_router_wait_tunnel(struct fixture *f)
 	return 0;
 }
 
-/* gorouter on 127.0.0.1:0, and our backend (GET /foo, POST /echo,
+/* gorouter on 127.0.0.1:0, and our backend (GET and HEAD /foo, POST /echo,
  * GET /reset) dialled to its tunnel port and listed as a tunnel. A
  * failure undoes what was done. */
 static int
@@ -672,6 +706,23 @@ test_compat_our_router_echoes_1mib_through_go_backend(void **state)
 	expect_echo_1mib(f->http_port);
 }
 
+/* The Go backend (x/net's server) answers HEAD with a head and no body;
+ * our router passes the head on, Content-Length included. */
+static void
+test_compat_our_router_heads_foo_from_go_backend(void **state)
+{
+	struct fixture *f = *state;
+	struct reply r;
+
+	http_request_method(f->http_port, "/foo", true, NULL, 0, &r);
+	free(r.body);
+	assert_int_equal(r.rc, CURLE_OK);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 0);
+	assert_int_equal(r.content_length, 3);
+	expect_foo(f->http_port); /* the connection's tunnel still serves */
+}
+
 /* ---------------------------------------------------------------------
  * Our backend behind the Go router.
  */
@@ -721,6 +772,36 @@ test_compat_go_router_sees_internal_error_when_our_backend_resets(void **state)
 		fail_msg("gorouter saw \"%s\", not INTERNAL_ERROR", dropped);
 }
 
+/* RFC 9110 section 9.3.2 and RFC 9113 section 8.1.1: a response to HEAD
+ * carries no DATA. Go's x/net client resets a stream that does, and logs
+ * "protocol error: received DATA on a HEAD request". Through gorouter,
+ * HEAD /foo gets 200 with our handler's Content-Length and no body, and
+ * gorouter logs no protocol error. GET /reset then makes gorouter log
+ * "Tunnel dropped:", and everything it logged before that line (the HEAD
+ * included: one tunnel, one read loop) is checked. */
+static void
+test_compat_go_router_sees_no_data_on_head_from_our_backend(void **state)
+{
+	struct fixture *f = *state;
+	char dropped[256];
+	struct reply r;
+
+	http_request_method(f->http_port, "/foo", true, NULL, 0, &r);
+	free(r.body);
+	if (r.rc != CURLE_OK)
+		print_error("HEAD /foo: %s\n", curl_easy_strerror(r.rc));
+	assert_int_equal(r.rc, CURLE_OK);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(r.len, 0);
+	assert_int_equal(r.content_length, 3);
+	http_request(f->http_port, "/reset", NULL, 0, &r);
+	free(r.body);
+	assert_int_equal(child_wait_line(&f->child, "Tunnel dropped: ", dropped,
+	                                 sizeof dropped, START_TIMEOUT_MS), 0);
+	if (strstr(f->child.skipped, "protocol error") != NULL)
+		fail_msg("gorouter logged a protocol error:\n%s", f->child.skipped);
+}
+
 /* bin/backend behind the Go router answers, and on SIGTERM drains and
  * exits 0 by itself. */
 static void
@@ -753,10 +834,12 @@ main(void)
 		OUR_ROUTER_TEST(test_compat_our_router_gets_foo_from_go_backend),
 		OUR_ROUTER_TEST(test_compat_our_router_serves_10_concurrent_requests_from_go_backend),
 		OUR_ROUTER_TEST(test_compat_our_router_echoes_1mib_through_go_backend),
+		OUR_ROUTER_TEST(test_compat_our_router_heads_foo_from_go_backend),
 		GO_ROUTER_TEST(test_compat_go_router_gets_foo_from_our_backend),
 		GO_ROUTER_TEST(test_compat_go_router_echoes_1mib_through_our_backend),
 		GO_ROUTER_TEST(test_compat_go_router_serves_10_concurrent_requests_from_our_backend),
 		GO_ROUTER_TEST(test_compat_go_router_sees_internal_error_when_our_backend_resets),
+		GO_ROUTER_TEST(test_compat_go_router_sees_no_data_on_head_from_our_backend),
 		GO_ROUTER_BIN_BACKEND_TEST(test_compat_bin_backend_behind_go_router_exits_on_sigterm),
 	};
 

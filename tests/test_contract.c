@@ -1268,7 +1268,8 @@ child_kill(struct env *e)
 /* ---------------------------------------------------------------------
  * A hand-made HTTP/2 backend on a tunnel: an nghttp2 server session on
  * a thread of its own. It advertises the MAX_CONCURRENT_STREAMS it is
- * given, answers every request 200 "bar", except:
+ * given, answers every request 200 "bar" (HEAD too, against RFC 9110
+ * section 9.3.2: it is a rogue backend), except:
  *   /hold...   kept unanswered until fake_release();
  *   /break...  a head without Content-Length and "hello", then the
  *              tunnel is closed (FIN) with the stream still open;
@@ -1506,16 +1507,34 @@ fake_on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame
 	return 0;
 }
 
-/* Writes everything the session wants to send. Returns 0 or -1. */
+/* Writes everything the session wants to send, coalesced into as few
+ * send() calls as it fits in, so that frames queued together (a head
+ * and its body) reach the router in one read, as from a real backend.
+ * Returns 0 or -1. */
 static int
 fake_flush(struct fake *f)
 {
+	uint8_t out[64 * 1024];
+	size_t len = 0;
 	const uint8_t *data;
 	ssize_t n;
 
-	while ((n = nghttp2_session_mem_send(f->session, &data)) > 0)
-		if (send_all(f->fd, data, (size_t)n) < 0)
-			return -1;
+	while ((n = nghttp2_session_mem_send(f->session, &data)) > 0) {
+		if (len + (size_t)n > sizeof out) {
+			if (send_all(f->fd, out, len) < 0)
+				return -1;
+			len = 0;
+		}
+		if ((size_t)n > sizeof out) {
+			if (send_all(f->fd, data, (size_t)n) < 0)
+				return -1;
+			continue;
+		}
+		memcpy(out + len, data, (size_t)n);
+		len += (size_t)n;
+	}
+	if (len > 0 && send_all(f->fd, out, len) < 0)
+		return -1;
 	return n < 0 ? -1 : 0;
 }
 
@@ -2522,6 +2541,38 @@ test_contract_slow_backend_is_504_and_stream_reset(void **state)
 	assert_ok(still_serves(e));
 }
 
+/* A backend that answers HEAD with a body (the fake sends "bar" for
+ * every request) breaks HTTP/2's message rules (RFC 9113 section 8.1.1).
+ * The router resets that stream with PROTOCOL_ERROR; the user has the
+ * head, Content-Length included and no body (a HEAD response has none),
+ * and the connection stays open for the next request. */
+static void
+test_contract_data_on_a_head_stream_is_reset_after_the_head(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+	struct conn c;
+	struct fake *f;
+
+	f = env_start_with_fake(e, NULL, 100);
+	assert_ok(ask_on(e, &c, "HEAD /foo HTTP/1.1\r\nHost: x\r\n\r\n", false, &r));
+	assert_ok(check_response(&r, 200, ""));
+	assert_non_null(resp_field(&r, "content-length"));
+	assert_string_equal(resp_field(&r, "content-length"), "3");
+	assert_int_equal(fake_wait(f, FAKE_RESETS, 1), 0);
+	pthread_mutex_lock(&f->mu);
+	int32_t reset = f->last_reset, request = f->last_request;
+	uint32_t code = f->last_reset_code;
+	pthread_mutex_unlock(&f->mu);
+	assert_int_equal(reset, request);
+	assert_int_equal(code, NGHTTP2_PROTOCOL_ERROR);
+	assert_int_equal(conn_send(&c, "GET /foo HTTP/1.1\r\nHost: x\r\n\r\n"), 0);
+	assert_int_equal(read_response(&c, &r, false), 0);
+	assert_ok(check_response(&r, 200, "bar"));
+	conn_close(&c);
+	assert_ok(still_serves(e));
+}
+
 /* The backend process dies while the request waits for its head. */
 static void
 test_contract_tunnel_break_before_the_head_is_502(void **state)
@@ -3382,6 +3433,7 @@ main(void)
 		CONTRACT_TEST(test_contract_over_max_conns_is_503_then_close),
 		/* backend failures */
 		CONTRACT_TEST(test_contract_slow_backend_is_504_and_stream_reset),
+		CONTRACT_TEST(test_contract_data_on_a_head_stream_is_reset_after_the_head),
 		CONTRACT_TEST(test_contract_tunnel_break_before_the_head_is_502),
 		CONTRACT_TEST(test_contract_backend_reset_before_the_head_is_502),
 		CONTRACT_TEST(test_contract_tunnel_break_after_the_head_cuts_a_sized_body),

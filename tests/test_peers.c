@@ -966,6 +966,35 @@ test_peers_backend_answers_nghttp_get(void **state)
 	free(out);
 }
 
+/* RFC 9110 section 9.3.2, RFC 9113 section 8.1.1: nghttp sends HEAD and
+ * -v logs every frame. The answer is one HEADERS frame that ends the
+ * stream and keeps the Content-Length of the GET; no DATA frame follows,
+ * and nghttp, which checks HTTP messaging, resets nothing. */
+static void
+test_peers_backend_answers_nghttp_head_without_data(void **state)
+{
+	struct peers *p = *state;
+	char url[64];
+	char *argv[] = { "nghttp", "-v", "-H", ":method: HEAD", url, NULL };
+	char *out;
+
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/foo", peers_start_backend_behind_socat(p));
+	struct child *c = peers_spawn(p, "nghttp2-client", argv, false);
+	out = child_finish(c, NULL);
+	/* The response's HEADERS line, e.g. "recv HEADERS frame <length=25,
+	 * flags=0x05, stream_id=13>": 0x05 is END_STREAM | END_HEADERS. */
+	const char *headers = strstr(out, "recv HEADERS frame <");
+	const char *eol = headers != NULL ? strchr(headers, '\n') : NULL;
+	const char *flags = headers != NULL ? strstr(headers, "flags=0x05") : NULL;
+	if (strstr(out, ":status: 200") == NULL || strstr(out, "content-length: 3") == NULL ||
+	    flags == NULL || eol == NULL || flags > eol ||
+	    strstr(out, "recv DATA frame") != NULL || strstr(out, "RST_STREAM") != NULL) {
+		child_report(c);
+		fail_msg("nghttp did not see HEADERS with END_STREAM and no DATA for HEAD");
+	}
+	free(out);
+}
+
 static void
 test_peers_backend_serves_h2load_1000_requests(void **state)
 {
@@ -1086,6 +1115,7 @@ main(void)
 		PEERS_TEST(test_peers_router_passes_nghttpd_404_through),
 		PEERS_TEST(test_peers_router_serves_150_h2load_h1_users_past_stream_limit),
 		PEERS_TEST(test_peers_backend_answers_nghttp_get),
+		PEERS_TEST(test_peers_backend_answers_nghttp_head_without_data),
 		PEERS_TEST(test_peers_backend_serves_h2load_1000_requests),
 		PEERS_TEST(test_peers_backend_echoes_nghttp_upload),
 		PEERS_TEST(test_peers_curl_cli_gets_foo_through_router),

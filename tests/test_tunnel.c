@@ -16,6 +16,14 @@
  * flow-control window back; a handler's reset; a backend going away with
  * requests in flight; and ptth_router_stop() of a router never started.
  *
+ * Two more fixtures put a raw HTTP/2 peer (struct raw_peer, driven by the
+ * test thread itself) on one end of the socketpair, to see frames the
+ * library's own peer would hide: a client in front of the backend, which
+ * shows that a HEAD is answered by one HEADERS frame with END_STREAM and
+ * no DATA (RFC 9110 section 9.3.2), and a rogue server behind the
+ * router's tunnel, which sends DATA on a HEAD stream and gets
+ * RST_STREAM PROTOCOL_ERROR back (RFC 9113 section 8.1.1).
+ *
  * Handlers and reader threads only record what happened; the test thread
  * joins every thread it starts and asserts afterwards, as STYLE.md asks.
  */
@@ -31,8 +39,10 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <poll.h>
 #include <sys/socket.h>
 #include <unistd.h>
+#include <nghttp2/nghttp2.h>
 
 #include "ptth.h"
 #include "backend.h"
@@ -67,6 +77,7 @@ struct backend_state {
 	int gate_entered;     /* handlers that reached /gate */
 	int gate_timeouts;    /* /gate handlers that gave up waiting */
 	int failures;         /* unexpected failures inside handlers */
+	int writes_done;      /* /write3 handlers that returned */
 };
 
 static void
@@ -171,6 +182,24 @@ handle_hold(struct backend_state *bs, struct ptth_request *req, struct ptth_resp
 		;
 }
 
+/* /write3: "abc" three times with Content-Length 9, then a trailer;
+ * every call must succeed, for HEAD as for GET. */
+static void
+handle_write3(struct backend_state *bs, struct ptth_response *res)
+{
+	bool ok = ptth_response_add_header(res, "content-length", "9") == 0;
+
+	for (int i = 0; i < 3; i++)
+		ok = ptth_response_write(res, "abc", 3) == 0 && ok;
+	ok = ptth_response_add_trailer(res, "x-checksum", "abc") == 0 && ok;
+	if (!ok)
+		backend_state_note_failure(bs);
+	mutex_lock(&bs->mu);
+	bs->writes_done++;
+	cond_broadcast(&bs->changed);
+	mutex_unlock(&bs->mu);
+}
+
 static void
 test_handler(struct ptth_request *req, struct ptth_response *res, void *arg)
 {
@@ -188,6 +217,8 @@ test_handler(struct ptth_request *req, struct ptth_response *res, void *arg)
 		handle_echo(bs, req, res);
 	} else if (strcmp(path, "/gate") == 0) {
 		handle_gate(bs, req, res);
+	} else if (strcmp(path, "/write3") == 0) {
+		handle_write3(bs, res);
 	} else if (strcmp(path, "/reset") == 0) {
 		ptth_response_reset(res);
 	} else if (strcmp(path, "/hold") == 0 || strcmp(path, "/hold-body") == 0) {
@@ -201,20 +232,25 @@ test_handler(struct ptth_request *req, struct ptth_response *res, void *arg)
  * The fixture: an unstarted router with one live tunnel to a backend.
  */
 
+struct raw_peer;
+
 struct fixture {
 	struct ptth_router *r;
 	struct ptth_backend *b;
 	struct backend_state bs;
+	struct raw_peer *peer;  /* the raw-peer fixtures only */
 };
 
+/* The router (created, never started) and the backend (not started)
+ * every fixture begins with, in *state. Returns 0 or -1. */
 static int
-fixture_setup(void **state)
+fixture_new(void **state)
 {
 	struct fixture *f = calloc(1, sizeof *f);
 	struct ptth_router_options ropts;
 	struct ptth_backend_options bopts;
-	int sv[2];
 
+	*state = f;
 	if (f == NULL)
 		return -1;
 	mutex_init(&f->bs.mu);
@@ -229,9 +265,18 @@ fixture_setup(void **state)
 	 * the held requests of the backend-stop test never do. */
 	bopts.drain_timeout_ms = BACKEND_DRAIN_MS;
 	f->b = ptth_backend_new(&bopts);
-	*state = f;
-	if (f->r == NULL || f->b == NULL)
+	return f->r == NULL || f->b == NULL ? -1 : 0;
+}
+
+static int
+fixture_setup(void **state)
+{
+	struct fixture *f;
+	int sv[2];
+
+	if (fixture_new(state) < 0)
 		return -1;
+	f = *state;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		return -1;
 	if (tunnel_start(f->r, sv[0]) < 0) {
@@ -239,6 +284,340 @@ fixture_setup(void **state)
 		return -1;
 	}
 	if (backend_start_fd(f->b, sv[1]) < 0)
+		return -1;
+	return ptth_router_wait_tunnels(f->r, 1, WAIT_MS);
+}
+
+/* ---------------------------------------------------------------------
+ * A raw HTTP/2 peer: an nghttp2 session on one end of the socketpair,
+ * driven by the test thread (raw_peer_pump_until), with HTTP messaging
+ * checks off so that it can send, and report, what a well-behaved peer
+ * would not. As a server it is a rogue backend that answers every
+ * request 200 with Content-Length 3 and the body "bar" in three DATA
+ * frames, HEAD included; for /data-first it writes one DATA frame,
+ * "bar" with END_STREAM, and no HEADERS at all (nghttp2 would not send
+ * that, so the frame is written by hand).
+ */
+
+#define RAW_STREAMS 8   /* streams a raw peer keeps records for */
+
+#define RAW_NV(n, v) \
+	{ (uint8_t *)(n), (uint8_t *)(v), strlen(n), strlen(v), NGHTTP2_NV_FLAG_NONE }
+
+/* What a raw peer saw on one stream. */
+struct raw_stream {
+	int headers_frames;     /* response HEADERS frames (client) */
+	uint8_t headers_flags;  /* flags of the first of them */
+	char status[8];
+	char content_length[32];
+	int data_frames;        /* DATA frames with a payload (client) */
+	size_t data_bytes;
+	bool reset;             /* RST_STREAM arrived */
+	uint32_t reset_code;
+	bool closed;
+	uint32_t close_code;
+	int bar_sent;           /* bytes of "bar" sent (server) */
+	char path[64];          /* the request's :path (server) */
+};
+
+struct raw_peer {
+	int fd;
+	nghttp2_session *session;
+	struct raw_stream streams[RAW_STREAMS]; /* by (stream id / 2) % RAW_STREAMS */
+	int requests;           /* request heads received (server) */
+	int32_t last_request;
+	int resets;             /* RST_STREAM frames received */
+	int closed;             /* streams closed */
+	int goaways;            /* GOAWAY frames received */
+	uint32_t goaway_code;   /* the last one's error code */
+	bool write_failed;      /* a frame written by hand did not go out */
+};
+
+static struct raw_stream *
+raw_stream(struct raw_peer *rp, int32_t stream_id)
+{
+	return &rp->streams[(stream_id / 2) % RAW_STREAMS];
+}
+
+/* Implements nghttp2_data_source_read_callback. We use it to send "bar"
+ * one byte per DATA frame, then end the stream. */
+static ssize_t
+raw_bar_read_callback(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
+                      size_t length, uint32_t *data_flags, nghttp2_data_source *source,
+                      void *user_data)
+{
+	struct raw_stream *st = raw_stream(user_data, stream_id);
+
+	(void)session;
+	(void)length; /* always at least 16 KiB */
+	(void)source;
+	buf[0] = (uint8_t)"bar"[st->bar_sent++];
+	if (st->bar_sent == 3)
+		*data_flags |= NGHTTP2_DATA_FLAG_EOF;
+	return 1;
+}
+
+/* Implements nghttp2_on_begin_headers_callback. We use it, as a server,
+ * to forget an earlier stream that had the same record. */
+static int
+raw_on_begin_headers_callback(nghttp2_session *session, const nghttp2_frame *frame,
+                              void *user_data)
+{
+	(void)session;
+	if (frame->headers.cat == NGHTTP2_HCAT_REQUEST)
+		memset(raw_stream(user_data, frame->hd.stream_id), 0, sizeof(struct raw_stream));
+	return 0;
+}
+
+/* Implements nghttp2_on_header_callback. We use it to keep the response
+ * status and Content-Length, and a request's :path. */
+static int
+raw_on_header_callback(nghttp2_session *session, const nghttp2_frame *frame,
+                       const uint8_t *name, size_t namelen, const uint8_t *value,
+                       size_t valuelen, uint8_t flags, void *user_data)
+{
+	struct raw_stream *st = raw_stream(user_data, frame->hd.stream_id);
+
+	(void)session;
+	(void)flags;
+	if (frame->hd.type != NGHTTP2_HEADERS)
+		return 0;
+	if (frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+		if (namelen == 5 && memcmp(name, ":path", 5) == 0)
+			snprintf(st->path, sizeof st->path, "%.*s", (int)valuelen, value);
+		return 0;
+	}
+	if (namelen == 7 && memcmp(name, ":status", 7) == 0)
+		snprintf(st->status, sizeof st->status, "%.*s", (int)valuelen, value);
+	if (namelen == 14 && memcmp(name, "content-length", 14) == 0)
+		snprintf(st->content_length, sizeof st->content_length, "%.*s",
+		         (int)valuelen, value);
+	return 0;
+}
+
+/* Writes a DATA frame (RFC 9113 section 6.1) carrying "bar" with
+ * END_STREAM straight to the socket, behind the session's back. Our
+ * SETTINGS went out before anything was read, so the frame may follow. */
+static void
+raw_write_data_frame(struct raw_peer *rp, int32_t stream_id)
+{
+	uint8_t frame[9 + 3] = { 0, 0, 3, NGHTTP2_DATA, NGHTTP2_FLAG_END_STREAM,
+	                         (uint8_t)(stream_id >> 24), (uint8_t)(stream_id >> 16),
+	                         (uint8_t)(stream_id >> 8), (uint8_t)stream_id,
+	                         'b', 'a', 'r' };
+
+	if (send(rp->fd, frame, sizeof frame, MSG_NOSIGNAL) != (ssize_t)sizeof frame)
+		rp->write_failed = true;
+}
+
+/* Implements nghttp2_on_frame_recv_callback. We use it to count frames,
+ * and as a server to answer each request head with "bar". */
+static int
+raw_on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame,
+                           void *user_data)
+{
+	struct raw_peer *rp = user_data;
+	struct raw_stream *st = raw_stream(rp, frame->hd.stream_id);
+	nghttp2_nv nv[] = { RAW_NV(":status", "200"), RAW_NV("content-length", "3") };
+	nghttp2_data_provider bar = { .read_callback = raw_bar_read_callback };
+
+	if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
+		rp->requests++;
+		rp->last_request = frame->hd.stream_id;
+		if (strcmp(st->path, "/data-first") == 0)
+			raw_write_data_frame(rp, frame->hd.stream_id);
+		else
+			nghttp2_submit_response(session, frame->hd.stream_id, nv, 2, &bar);
+	} else if (frame->hd.type == NGHTTP2_HEADERS) {
+		if (st->headers_frames++ == 0)
+			st->headers_flags = frame->hd.flags;
+	} else if (frame->hd.type == NGHTTP2_DATA && frame->hd.length > 0) {
+		st->data_frames++;
+	} else if (frame->hd.type == NGHTTP2_RST_STREAM) {
+		rp->resets++;
+		st->reset = true;
+		st->reset_code = frame->rst_stream.error_code;
+	} else if (frame->hd.type == NGHTTP2_GOAWAY) {
+		rp->goaways++;
+		rp->goaway_code = frame->goaway.error_code;
+	}
+	return 0;
+}
+
+/* Implements nghttp2_on_data_chunk_recv_callback. We use it to count
+ * body bytes. */
+static int
+raw_on_data_chunk_recv_callback(nghttp2_session *session, uint8_t flags, int32_t stream_id,
+                                const uint8_t *data, size_t len, void *user_data)
+{
+	(void)session;
+	(void)flags;
+	(void)data;
+	raw_stream(user_data, stream_id)->data_bytes += len;
+	return 0;
+}
+
+/* Implements nghttp2_on_stream_close_callback. We use it to record the
+ * end of each stream and its code. */
+static int
+raw_on_stream_close_callback(nghttp2_session *session, int32_t stream_id,
+                             uint32_t error_code, void *user_data)
+{
+	struct raw_peer *rp = user_data;
+	struct raw_stream *st = raw_stream(rp, stream_id);
+
+	(void)session;
+	rp->closed++;
+	st->closed = true;
+	st->close_code = error_code;
+	return 0;
+}
+
+/* A raw peer on fd (taken over, closed by raw_peer_free) with its
+ * SETTINGS queued: a client session, or a server one.
+ * Returns NULL on failure (fd is closed then). */
+static struct raw_peer *
+raw_peer_new(int fd, bool server)
+{
+	struct raw_peer *rp = calloc(1, sizeof *rp);
+	nghttp2_session_callbacks *cbs = NULL;
+	nghttp2_option *opt = NULL;
+	int rc = -1;
+
+	if (rp == NULL || nghttp2_session_callbacks_new(&cbs) != 0 ||
+	    nghttp2_option_new(&opt) != 0)
+		goto out;
+	rp->fd = fd;
+	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs,
+	                                                        raw_on_begin_headers_callback);
+	nghttp2_session_callbacks_set_on_header_callback(cbs, raw_on_header_callback);
+	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, raw_on_frame_recv_callback);
+	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs,
+	                                                          raw_on_data_chunk_recv_callback);
+	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, raw_on_stream_close_callback);
+	nghttp2_option_set_no_http_messaging(opt, 1);
+	rc = server ? nghttp2_session_server_new2(&rp->session, cbs, rp, opt)
+	            : nghttp2_session_client_new2(&rp->session, cbs, rp, opt);
+	if (rc == 0)
+		rc = nghttp2_submit_settings(rp->session, NGHTTP2_FLAG_NONE, NULL, 0);
+out:
+	nghttp2_option_del(opt);
+	nghttp2_session_callbacks_del(cbs);
+	if (rc != 0) {
+		if (rp != NULL && rp->session != NULL)
+			nghttp2_session_del(rp->session);
+		free(rp);
+		close(fd);
+		return NULL;
+	}
+	return rp;
+}
+
+static void
+raw_peer_free(struct raw_peer *rp)
+{
+	if (rp == NULL)
+		return;
+	close(rp->fd);
+	nghttp2_session_del(rp->session);
+	free(rp);
+}
+
+/* Writes whatever the session has to send. Returns 0 or -1. */
+static int
+raw_peer_flush(struct raw_peer *rp)
+{
+	const uint8_t *data;
+	ssize_t n;
+
+	while ((n = nghttp2_session_mem_send(rp->session, &data)) > 0) {
+		for (ssize_t off = 0; off < n;) {
+			ssize_t w = send(rp->fd, data + off, (size_t)(n - off), MSG_NOSIGNAL);
+			if (w <= 0)
+				return -1;
+			off += w;
+		}
+	}
+	return n < 0 ? -1 : 0;
+}
+
+/* Sends and receives until *counter (a field of rp) reaches n.
+ * Returns 0, -ETIMEDOUT when nothing arrives for WAIT_MS, or -EPIPE
+ * when the other end closed or broke the session. */
+static int
+raw_peer_pump_until(struct raw_peer *rp, const int *counter, int n)
+{
+	uint8_t buf[16384];
+
+	for (;;) {
+		struct pollfd p = { .fd = rp->fd, .events = POLLIN };
+		ssize_t got;
+
+		if (raw_peer_flush(rp) < 0 || rp->write_failed)
+			return -EPIPE;
+		if (*counter >= n)
+			return 0;
+		if (poll(&p, 1, WAIT_MS) == 0)
+			return -ETIMEDOUT;
+		got = read(rp->fd, buf, sizeof buf);
+		if (got <= 0 || nghttp2_session_mem_recv(rp->session, buf, (size_t)got) < 0)
+			return -EPIPE;
+	}
+}
+
+/* Client: sends a request with no body. Returns its stream id. */
+static int32_t
+raw_peer_request(struct raw_peer *rp, const char *method, const char *path)
+{
+	nghttp2_nv nv[] = { RAW_NV(":method", method), RAW_NV(":scheme", "http"),
+	                    RAW_NV(":authority", "tunnel.test"), RAW_NV(":path", path) };
+	int32_t id = nghttp2_submit_request(rp->session, NULL, nv, 4, NULL, NULL);
+
+	assert_true(id > 0);
+	memset(raw_stream(rp, id), 0, sizeof(struct raw_stream));
+	return id;
+}
+
+/* The backend on one end of a socketpair, a raw client on the other:
+ * the test plays the router. */
+static int
+raw_router_setup(void **state)
+{
+	struct fixture *f;
+	int sv[2];
+
+	if (fixture_new(state) < 0)
+		return -1;
+	f = *state;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	f->peer = raw_peer_new(sv[0], false);
+	if (f->peer == NULL) {
+		close(sv[1]);
+		return -1;
+	}
+	return backend_start_fd(f->b, sv[1]);
+}
+
+/* A router tunnel on one end of a socketpair, a raw server on the other:
+ * the test plays a rogue backend (and the router's user). */
+static int
+raw_backend_setup(void **state)
+{
+	struct fixture *f;
+	int sv[2];
+
+	if (fixture_new(state) < 0)
+		return -1;
+	f = *state;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		return -1;
+	f->peer = raw_peer_new(sv[1], true);
+	if (f->peer == NULL) {
+		close(sv[0]);
+		return -1;
+	}
+	if (tunnel_start(f->r, sv[0]) < 0)
 		return -1;
 	return ptth_router_wait_tunnels(f->r, 1, WAIT_MS);
 }
@@ -298,6 +677,7 @@ fixture_teardown(void **state)
 
 	if (f == NULL)
 		return 0;
+	raw_peer_free(f->peer); /* its closing socket ends the thread at the other end */
 	ptth_backend_free(f->b);
 	ptth_router_free(f->r);
 	cond_destroy(&f->bs.changed);
@@ -464,6 +844,68 @@ wait_in_pipe(struct exchange *ex, size_t n)
 	rc = (ex->in.len >= n || ex->closed) ? (ssize_t)ex->in.len : -ETIMEDOUT;
 	mutex_unlock(&ex->mu);
 	return rc;
+}
+
+/* Raw-backend fixture: a GET for path through the tunnel gets 200 and
+ * body, with no reset: the tunnel still serves. */
+static void
+get_expect_raw(struct fixture *f, const char *path, const char *body)
+{
+	struct raw_peer *rp = f->peer;
+	int resets = rp->resets, closed = rp->closed;
+	struct request rq;
+	char buf[256];
+	size_t len;
+
+	request_start(f, "GET", path, false, &rq);
+	assert_int_equal(raw_peer_pump_until(rp, &rp->closed, closed + 1), 0);
+	assert_int_equal(exchange_wait(rq.ex, EX_WAIT_IN_HEAD), 0);
+	assert_int_equal(rq.ex->in_status, 200);
+	assert_int_equal(read_body(rq.ex, buf, sizeof buf, &len), 0);
+	assert_int_equal(len, strlen(body));
+	assert_memory_equal(buf, body, len);
+	request_end(&rq);
+	assert_int_equal(rp->resets, resets);
+	assert_int_equal(ptth_router_tunnel_count(f->r), 1);
+}
+
+/* ---------------------------------------------------------------------
+ * The library's log, which goes to stderr, caught in a file for a while.
+ */
+
+struct log_capture {
+	FILE *file;
+	int saved_stderr;
+};
+
+static void
+log_capture_begin(struct log_capture *lc)
+{
+	lc->file = tmpfile();
+	assert_non_null(lc->file);
+	fflush(stderr);
+	lc->saved_stderr = dup(STDERR_FILENO);
+	assert_true(lc->saved_stderr >= 0);
+	assert_true(dup2(fileno(lc->file), STDERR_FILENO) >= 0);
+}
+
+/* Puts stderr back and returns how many captured lines contain needle. */
+static int
+log_capture_end(struct log_capture *lc, const char *needle)
+{
+	char line[2048];
+	int count = 0;
+
+	fflush(stderr);
+	assert_true(dup2(lc->saved_stderr, STDERR_FILENO) >= 0);
+	close(lc->saved_stderr);
+	rewind(lc->file);
+	while (fgets(line, sizeof line, lc->file) != NULL) {
+		fputs(line, stderr); /* still shown, after the fact */
+		count += strstr(line, needle) != NULL;
+	}
+	fclose(lc->file);
+	return count;
 }
 
 /* ---------------------------------------------------------------------
@@ -751,6 +1193,101 @@ test_tunnel_backend_stop_fails_in_flight_exchanges(void **state)
 	assert_int_equal(f->bs.failures, 0);
 }
 
+/* RFC 9110 section 9.3.2: a HEAD response is the GET response without
+ * its content. Whatever the handler writes, the backend sends one
+ * HEADERS frame with END_STREAM, keeps the Content-Length the handler
+ * set, sends no DATA, and every ptth_response_ call still succeeds. A
+ * GET for the same paths, on the same tunnel, still gets its body. */
+static void
+test_tunnel_backend_answers_head_with_one_headers_frame(void **state)
+{
+	struct fixture *f = *state;
+	struct raw_peer *rp = f->peer;
+	int32_t head_foo = raw_peer_request(rp, "HEAD", "/foo");
+	int32_t head_write3 = raw_peer_request(rp, "HEAD", "/write3");
+	int32_t get_write3 = raw_peer_request(rp, "GET", "/write3");
+	const struct { int32_t id; const char *length; size_t body; } expect[] = {
+		{ head_foo, "3", 0 }, { head_write3, "9", 0 }, { get_write3, "9", 9 },
+	};
+
+	assert_int_equal(raw_peer_pump_until(rp, &rp->closed, 3), 0);
+	for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++) {
+		struct raw_stream *st = raw_stream(rp, expect[i].id);
+		bool head = expect[i].body == 0;
+
+		print_message("stream %d: %d HEADERS (flags 0x%x), %d DATA, %zu bytes\n",
+		              expect[i].id, st->headers_frames, st->headers_flags,
+		              st->data_frames, st->data_bytes);
+		assert_true(st->closed);
+		assert_int_equal(st->close_code, NGHTTP2_NO_ERROR);
+		assert_false(st->reset);
+		assert_string_equal(st->status, "200");
+		assert_string_equal(st->content_length, expect[i].length);
+		assert_int_equal(st->data_bytes, expect[i].body);
+		if (head) {
+			assert_int_equal(st->headers_frames, 1);
+			assert_true(st->headers_flags & NGHTTP2_FLAG_END_STREAM);
+			assert_int_equal(st->data_frames, 0);
+		}
+	}
+	assert_int_equal(backend_state_wait(&f->bs, &f->bs.writes_done, 2), 0);
+	assert_int_equal(f->bs.failures, 0);
+}
+
+/* RFC 9113 section 8.1.1: DATA on a HEAD stream is a malformed response.
+ * The router resets that stream with PROTOCOL_ERROR and logs it once
+ * (the body came in three DATA frames); its user has the head, and
+ * nothing else (a HEAD response has no body anyway); the tunnel carries
+ * on. */
+static void
+test_tunnel_data_on_head_stream_is_reset_with_protocol_error(void **state)
+{
+	struct fixture *f = *state;
+	struct raw_peer *rp = f->peer;
+	struct log_capture lc;
+	struct raw_stream *st;
+	struct request rq;
+	char buf[64];
+	int rc, logged;
+
+	log_capture_begin(&lc);
+	request_start(f, "HEAD", "/foo", false, &rq);
+	rc = raw_peer_pump_until(rp, &rp->resets, 1);
+	logged = log_capture_end(&lc, "DATA on a HEAD request");
+	assert_int_equal(rc, 0);
+	assert_int_equal(logged, 1);
+	st = raw_stream(rp, rp->last_request);
+	assert_true(st->reset);
+	assert_int_equal(st->reset_code, NGHTTP2_PROTOCOL_ERROR);
+	assert_int_equal(exchange_wait(rq.ex, EX_WAIT_IN_HEAD), 0);
+	assert_int_equal(rq.ex->in_status, 200);
+	assert_string_equal(header_list_get(&rq.ex->in_head, "content-length"), "3");
+	assert_int_equal(exchange_read_in(rq.ex, buf, sizeof buf, true), PTTH_ERESET);
+	request_end(&rq);
+
+	get_expect_raw(f, "/foo", "bar");
+}
+
+/* DATA before any head is worse: the stream has not opened on the
+ * router's side, so it is a connection error (RFC 9113 section 5.4.1).
+ * The tunnel ends with GOAWAY PROTOCOL_ERROR and leaves the pool, and
+ * the request fails without a head (its user gets a 502). */
+static void
+test_tunnel_data_before_the_head_on_head_stream_ends_the_tunnel(void **state)
+{
+	struct fixture *f = *state;
+	struct raw_peer *rp = f->peer;
+	struct request rq;
+
+	request_start(f, "HEAD", "/data-first", false, &rq);
+	assert_int_equal(raw_peer_pump_until(rp, &rp->goaways, 1), 0);
+	assert_int_equal(rp->goaway_code, NGHTTP2_PROTOCOL_ERROR);
+	assert_int_equal(exchange_wait(rq.ex, EX_WAIT_IN_HEAD), PTTH_ECLOSED);
+	assert_false(exchange_in_head_done(rq.ex));
+	request_end(&rq);
+	assert_int_equal(pool_wait_empty(&f->r->pool), 0);
+}
+
 /* ptth_router_stop() promises to close every tunnel and wait for every
  * thread the router counted, and tunnel_start() counts the tunnel thread
  * even when the router was never started. If stop returned early for such
@@ -789,6 +1326,10 @@ test_tunnel_router_stop_ends_tunnels_of_unstarted_router(void **state)
 }
 
 #define TUNNEL_TEST(fn) cmocka_unit_test_setup_teardown(fn, fixture_setup, fixture_teardown)
+#define RAW_ROUTER_TEST(fn) \
+	cmocka_unit_test_setup_teardown(fn, raw_router_setup, fixture_teardown)
+#define RAW_BACKEND_TEST(fn) \
+	cmocka_unit_test_setup_teardown(fn, raw_backend_setup, fixture_teardown)
 
 int
 main(void)
@@ -804,6 +1345,9 @@ main(void)
 		TUNNEL_TEST(test_tunnel_handler_reset_fails_the_exchange),
 		TUNNEL_TEST(test_tunnel_backend_stop_fails_in_flight_exchanges),
 		TUNNEL_TEST(test_tunnel_router_stop_ends_tunnels_of_unstarted_router),
+		RAW_ROUTER_TEST(test_tunnel_backend_answers_head_with_one_headers_frame),
+		RAW_BACKEND_TEST(test_tunnel_data_on_head_stream_is_reset_with_protocol_error),
+		RAW_BACKEND_TEST(test_tunnel_data_before_the_head_on_head_stream_ends_the_tunnel),
 	};
 
 	ptth_log_set_verbose(0);
