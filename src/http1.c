@@ -113,6 +113,8 @@ on_message_begin(http_parser *hp)
 	http1_head_reset(p);
 	p->in_message = true;
 	p->head_done = false;
+	if (p->cbs->on_begin != NULL && p->cbs->on_begin(p->arg) < 0)
+		return http1_fail(p, 500, "cannot start a request");
 	return 0;
 }
 

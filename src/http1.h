@@ -19,6 +19,7 @@ struct http1_limits {
 /* Called by http1_parser_feed() on the caller's thread. A negative
  * return stops parsing with that code. */
 struct http1_callbacks {
+	int (*on_begin)(void *arg);   /* a request's first byte; may be NULL */
 	int (*on_head)(void *arg, const struct http1_head *head, bool has_body,
 	               long long content_length, bool keep_alive);
 	int (*on_body)(void *arg, const char *data, size_t len);

@@ -4,8 +4,9 @@
  * up and the response back, then the next request (keep-alive).
  *
  * Owns:    the user socket, its notify eventfd, the parser, the output
- *          buffer, and for the request in progress one reference on its
- *          exchange and one on the tunnel carrying it.
+ *          buffer, and the request in progress (struct user_request,
+ *          cleared by user_request_begin() as each request starts): one
+ *          reference on its exchange and one on the tunnel carrying it.
  * Threads: user_conn_thread_main() on "ptth-user" threads, one per
  *          connection. The router's thread calls user_conn_shutdown() to
  *          unblock it at stop.
@@ -50,6 +51,29 @@
 
 #define USER_OUT_SIZE (64 * 1024)
 
+/* One request and its response: everything that must start afresh with
+ * every request. user_request_begin() clears it, in one place, when the
+ * first byte of a request arrives, so nothing of one request (a HEAD
+ * method, a status chosen, a framing) can leak into the next. */
+struct user_request {
+	struct exchange *ex;       /* one reference, or NULL when not forwarded */
+	struct tunnel *tunnel;     /* one reference while ex is set */
+	unsigned seen_events;      /* changes of ex already looked at */
+	bool message_done;         /* the parser delivered the whole request */
+	long long head_started_ms; /* when the first byte of this request came */
+	long long submitted_ms;    /* when it went to a tunnel (backend timeout) */
+	long long body_moved_ms;   /* when body bytes last went into the exchange */
+	long long body_bytes;      /* request body bytes so far (max_body) */
+	bool keep_alive;           /* the connection goes on after this answer */
+	bool retried;              /* sent again after a refusal (once at most) */
+	bool head_request;         /* HEAD: the answer has no body */
+	int version_minor;         /* HTTP/1.x of the request */
+	int reject_status;         /* answer this instead of forwarding */
+	const char *reject_text;
+	bool response_started, response_done, response_failed;
+	bool chunked, close_delimited, no_body;   /* the response's framing */
+};
+
 struct user_conn {
 	/* guarded by r->mu: */
 	struct user_conn *prev, *next;
@@ -71,27 +95,11 @@ struct user_conn {
 	                           it happened (a user that stopped taking bytes
 	                           or left, a stalled backend): the connection
 	                           ends without another answer or log line */
-	unsigned seen_events;   /* changes of c->ex already looked at */
 	char in[ROUTER_READ_BUF];
 	char out[USER_OUT_SIZE + 64];   /* response bytes not yet sent */
 	size_t out_len;
-	/* the request in progress: */
-	struct exchange *ex;
-	struct tunnel *tunnel;
-	bool message_done;      /* the parser delivered the whole request */
-	long long head_started_ms; /* when the first byte of this request came */
-	long long submitted_ms; /* when it went to a tunnel (backend timeout) */
-	long long body_moved_ms; /* when body bytes last went into the exchange */
-	long long body_bytes;   /* request body bytes so far (max_body) */
-	bool keep_alive;
-	bool retried;           /* sent again after a refusal (once at most) */
 	bool linger;            /* input may be left unread: drain before close */
-	bool head_request;
-	int version_minor;
-	int reject_status;      /* answer this instead of forwarding */
-	const char *reject_text;
-	bool response_started, response_done, response_failed;
-	bool chunked, close_delimited, no_body;
+	struct user_request req; /* the request in progress */
 };
 
 /* Writes to the user. A user that takes no byte for send_timeout_ms
@@ -113,7 +121,7 @@ user_conn_write(struct user_conn *c, const void *data, size_t len)
 	}
 	if (rc < 0) {
 		c->abandoned = true;
-		c->keep_alive = false;
+		c->req.keep_alive = false;
 	}
 	return rc;
 }
@@ -166,10 +174,10 @@ user_conn_send_simple(struct user_conn *c, int status, const char *extra,
 	                "Content-Length: %d\r\n%s%s%s\r\n",
 	                status, headers_reason_phrase(status), blen,
 	                extra ? extra : "", extra ? "\r\n" : "",
-	                c->keep_alive ? "" : "Connection: close\r\n");
+	                c->req.keep_alive ? "" : "Connection: close\r\n");
 	c->out_len = 0;
 	if (user_conn_append(c, head, (size_t)hlen) < 0 ||
-	    (!c->head_request && user_conn_append(c, body, (size_t)blen) < 0))
+	    (!c->req.head_request && user_conn_append(c, body, (size_t)blen) < 0))
 		return -EPIPE;
 	return user_conn_flush(c);
 }
@@ -179,43 +187,43 @@ user_conn_send_simple(struct user_conn *c, int status, const char *extra,
 static int
 user_conn_start_response(struct user_conn *c)
 {
-	struct exchange *ex = c->ex;
+	struct exchange *ex = c->req.ex;
 	int status = ex->in_status; /* read-only once the head is done */
 	char framing[64] = "";
 	char *head;
 	size_t len;
 	int rc;
 
-	c->response_started = true;
-	c->no_body = c->head_request || status == 204 || status == 304;
+	c->req.response_started = true;
+	c->req.no_body = c->req.head_request || status == 204 || status == 304;
 	if (status < 200 || status > 999) {
-		c->response_failed = true;
+		c->req.response_failed = true;
 		log_info("%s: backend on %s sent no valid :status", c->peer,
-		         c->tunnel->name);
+		         c->req.tunnel->name);
 		return user_conn_send_simple(c, 502, NULL,
 		                             "502 Bad Gateway: invalid response from tunnel %s",
-		                             c->tunnel->name);
+		                             c->req.tunnel->name);
 	}
-	if (!c->no_body && header_list_get(&ex->in_head, "content-length") == NULL) {
-		if (c->version_minor >= 1)
-			c->chunked = true;
+	if (!c->req.no_body && header_list_get(&ex->in_head, "content-length") == NULL) {
+		if (c->req.version_minor >= 1)
+			c->req.chunked = true;
 		else
-			c->close_delimited = true;
+			c->req.close_delimited = true;
 	}
-	if (c->close_delimited)
-		c->keep_alive = false;
+	if (c->req.close_delimited)
+		c->req.keep_alive = false;
 	snprintf(framing, sizeof framing, "%s%s%s",
-	         c->chunked ? "Transfer-Encoding: chunked" : "",
-	         c->chunked && !c->keep_alive ? "\r\n" : "",
-	         c->keep_alive ? "" : "Connection: close");
+	         c->req.chunked ? "Transfer-Encoding: chunked" : "",
+	         c->req.chunked && !c->req.keep_alive ? "\r\n" : "",
+	         c->req.keep_alive ? "" : "Connection: close");
 	rc = headers_response_to_http1(status, &ex->in_head, framing[0] ? framing : NULL,
 	                               &head, &len);
 	if (rc < 0)
 		return rc;
 	rc = user_conn_append(c, head, len);
 	free(head);
-	if (c->no_body)
-		c->response_done = true;
+	if (c->req.no_body)
+		c->req.response_done = true;
 	return rc;
 }
 
@@ -226,9 +234,9 @@ user_conn_append_body(struct user_conn *c, const char *data, size_t len)
 	char size_line[32];
 	int rc;
 
-	if (c->no_body)
+	if (c->req.no_body)
 		return 0;
-	if (!c->chunked)
+	if (!c->req.chunked)
 		return user_conn_append(c, data, len);
 	snprintf(size_line, sizeof size_line, "%zx\r\n", len);
 	rc = user_conn_append(c, size_line, strlen(size_line));
@@ -244,7 +252,7 @@ user_conn_append_body(struct user_conn *c, const char *data, size_t len)
 static int
 user_conn_append_last_chunk(struct user_conn *c)
 {
-	const struct header_list *t = &c->ex->in_trailers;
+	const struct header_list *t = &c->req.ex->in_trailers;
 	int rc = user_conn_append(c, "0\r\n", 3);
 
 	for (size_t i = 0; rc == 0 && i < t->count; i++) {
@@ -269,8 +277,8 @@ user_conn_pump_body(struct user_conn *c, bool block)
 {
 	char buf[32 * 1024];
 
-	while (!c->response_done) {
-		ssize_t n = exchange_read_in(c->ex, buf, sizeof buf, false);
+	while (!c->req.response_done) {
+		ssize_t n = exchange_read_in(c->req.ex, buf, sizeof buf, false);
 		if (n == -EAGAIN) {
 			if (user_conn_flush(c) < 0)
 				return -EPIPE;
@@ -278,7 +286,7 @@ user_conn_pump_body(struct user_conn *c, bool block)
 				return 0;
 			/* A backend that stops sending in mid-body gets as long as
 			 * one that has not answered yet; then the body is cut. */
-			n = exchange_wait_until(c->ex, EX_WAIT_IN_DATA,
+			n = exchange_wait_until(c->req.ex, EX_WAIT_IN_DATA,
 			                        now_ms() + c->r->conf.backend_timeout_ms);
 			if (n == 0)
 				continue;
@@ -287,14 +295,14 @@ user_conn_pump_body(struct user_conn *c, bool block)
 			/* The tunnel failed mid-body: send what we have, then
 			 * close without the terminating chunk. */
 			user_conn_flush(c);
-			c->response_failed = true;
+			c->req.response_failed = true;
 			log_info("%s: response cut short: tunnel %s: %s", c->peer,
-			         c->tunnel->name, ptth_strerror((int)n));
+			         c->req.tunnel->name, ptth_strerror((int)n));
 			return (int)n;
 		}
 		if (n == 0) {
-			c->response_done = true;
-			if (c->chunked && user_conn_append_last_chunk(c) < 0)
+			c->req.response_done = true;
+			if (c->req.chunked && user_conn_append_last_chunk(c) < 0)
 				return -EPIPE;
 			return user_conn_flush(c);
 		}
@@ -308,20 +316,20 @@ user_conn_pump_body(struct user_conn *c, bool block)
 static int
 user_conn_send_gateway_error(struct user_conn *c, int rc)
 {
-	c->response_failed = true;
-	c->keep_alive = false; /* say "Connection: close": we close after this */
+	c->req.response_failed = true;
+	c->req.keep_alive = false; /* say "Connection: close": we close after this */
 	if (rc == PTTH_EREFUSED) {
 		log_info("%s: 503 tunnel %s refused the request and no other took it", c->peer,
-		         c->tunnel->name);
+		         c->req.tunnel->name);
 		return user_conn_send_simple(c, 503, "Retry-After: 1",
 		                             "503 Service Unavailable: no tunnel took the request");
 	}
 	if (rc == PTTH_ECLOSED) {
-		log_info("%s: tunnel %s closed before the response", c->peer, c->tunnel->name);
+		log_info("%s: tunnel %s closed before the response", c->peer, c->req.tunnel->name);
 		return user_conn_send_simple(c, 502, NULL, "502 Bad Gateway: tunnel %s closed",
-		                             c->tunnel->name);
+		                             c->req.tunnel->name);
 	}
-	log_info("%s: tunnel %s: %s", c->peer, c->tunnel->name, ptth_strerror(rc));
+	log_info("%s: tunnel %s: %s", c->peer, c->req.tunnel->name, ptth_strerror(rc));
 	return user_conn_send_simple(c, 502, NULL, "502 Bad Gateway: %s",
 	                             ptth_strerror(rc));
 }
@@ -332,8 +340,8 @@ user_conn_send_gateway_error(struct user_conn *c, int rc)
 static int
 user_conn_pump_response(struct user_conn *c)
 {
-	if (!c->response_started) {
-		if (!exchange_in_head_done(c->ex))
+	if (!c->req.response_started) {
+		if (!exchange_in_head_done(c->req.ex))
 			return 0;
 		if (user_conn_start_response(c) < 0)
 			return -EPIPE;
@@ -358,7 +366,7 @@ user_conn_submit(struct user_conn *c, struct exchange *ex, const struct tunnel *
 		rc = tunnel_submit(t, ex);
 		if (rc == 0) {
 			atomic_fetch_add(&t->in_flight, 1);
-			c->tunnel = t;
+			c->req.tunnel = t;
 			return 0;
 		}
 		tunnel_unref(t);
@@ -371,13 +379,34 @@ user_conn_submit(struct user_conn *c, struct exchange *ex, const struct tunnel *
 static void
 user_conn_drop_exchange(struct user_conn *c)
 {
-	if (c->ex == NULL)
+	if (c->req.ex == NULL)
 		return;
-	exchange_release(c->ex, false);
-	atomic_fetch_sub(&c->tunnel->in_flight, 1);
-	tunnel_unref(c->tunnel);
-	c->ex = NULL;
-	c->tunnel = NULL;
+	exchange_release(c->req.ex, false);
+	atomic_fetch_sub(&c->req.tunnel->in_flight, 1);
+	tunnel_unref(c->req.tunnel);
+	c->req.ex = NULL;
+	c->req.tunnel = NULL;
+}
+
+/* Starts a request afresh: the one place where per-request state is
+ * reset. Runs when the first byte of a request arrives (http1's
+ * on_begin) and once for a new connection. The previous request was
+ * answered and its exchange let go by then; dropping it here is only a
+ * safety net. */
+static void
+user_request_begin(struct user_conn *c)
+{
+	user_conn_drop_exchange(c);
+	memset(&c->req, 0, sizeof c->req);
+	c->req.keep_alive = true;
+}
+
+/* http1 callback: the first byte of a request arrived. */
+static int
+user_conn_on_begin(void *arg)
+{
+	user_request_begin(arg);
+	return 0;
 }
 
 /* Sends the request again, on another tunnel, after the backend refused
@@ -385,18 +414,18 @@ user_conn_drop_exchange(struct user_conn *c)
  * tunnel ended). RFC 9113 section 8.7 makes that safe whatever the
  * method; RFC 9110 section 9.2.2 forbids retrying a retry. It works only
  * while the router still holds every body byte sent so far.
- * Returns 0 with c->ex and c->tunnel replaced, or PTTH_EREFUSED with
+ * Returns 0 with c->req.ex and c->req.tunnel replaced, or PTTH_EREFUSED with
  * them unchanged (the caller then answers the refusal). */
 static int
 user_conn_retry(struct user_conn *c)
 {
-	struct exchange *old = c->ex, *ex;
-	struct tunnel *old_tunnel = c->tunnel;
+	struct exchange *old = c->req.ex, *ex;
+	struct tunnel *old_tunnel = c->req.tunnel;
 	int rc = -ENOMEM;
 
-	if (c->retried)
+	if (c->req.retried)
 		return PTTH_EREFUSED;
-	c->retried = true;
+	c->req.retried = true;
 	ex = exchange_new(ROUTER_STREAM_WINDOW);
 	if (ex != NULL)
 		rc = header_list_copy(&ex->out_head, &old->out_head);
@@ -410,17 +439,17 @@ user_conn_retry(struct user_conn *c)
 	}
 	if (rc < 0) {
 		exchange_unref(ex);
-		c->tunnel = old_tunnel;
+		c->req.tunnel = old_tunnel;
 		return PTTH_EREFUSED;
 	}
-	log_info("%s: retrying on %s: %s refused the request", c->peer, c->tunnel->name,
+	log_info("%s: retrying on %s: %s refused the request", c->peer, c->req.tunnel->name,
 	         old_tunnel->name);
 	exchange_release(old, false);
 	atomic_fetch_sub(&old_tunnel->in_flight, 1);
 	tunnel_unref(old_tunnel);
-	c->ex = ex;
-	c->seen_events = 0;
-	c->submitted_ms = now_ms();
+	c->req.ex = ex;
+	c->req.seen_events = 0;
+	c->req.submitted_ms = now_ms();
 	return 0;
 }
 
@@ -430,10 +459,10 @@ user_conn_retry(struct user_conn *c)
 static int
 user_conn_reject(struct user_conn *c, int status, const char *text, bool stop)
 {
-	c->reject_status = status;
-	c->reject_text = text;
+	c->req.reject_status = status;
+	c->req.reject_text = text;
 	if (stop) {
-		c->keep_alive = false;
+		c->req.keep_alive = false;
 		c->linger = true;
 	}
 	return stop ? -1 : 0;
@@ -453,9 +482,9 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	struct exchange *ex;
 	int rc;
 
-	c->keep_alive = keep_alive;
-	c->version_minor = head->version_minor;
-	c->head_request = strcmp(head->method, "HEAD") == 0;
+	c->req.keep_alive = keep_alive;
+	c->req.version_minor = head->version_minor;
+	c->req.head_request = strcmp(head->method, "HEAD") == 0;
 	if (expect != NULL) {
 		if (strcasecmp(expect, "100-continue") != 0)
 			return user_conn_reject(c, 417, "only 100-continue can be expected", true);
@@ -477,7 +506,7 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	}
 	ex->out_has_body = has_body;
 	ex->notify_fd = c->notify_fd;
-	c->seen_events = 0;
+	c->req.seen_events = 0;
 	snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
 	rc = user_conn_submit(c, ex, NULL);
 	if (rc < 0) {
@@ -487,9 +516,9 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 		                                              : "Server at capacity",
 		                        want_continue);
 	}
-	log_request("Proxying %s %s to %s", head->method, head->path_and_query, c->tunnel->name);
-	c->ex = ex;
-	c->submitted_ms = now_ms();
+	log_request("Proxying %s %s to %s", head->method, head->path_and_query, c->req.tunnel->name);
+	c->req.ex = ex;
+	c->req.submitted_ms = now_ms();
 	if (want_continue) {
 		static const char cont[] = "HTTP/1.1 100 Continue\r\n\r\n";
 		if (user_conn_write(c, cont, sizeof cont - 1) < 0)
@@ -506,10 +535,10 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 static long long
 user_conn_backend_deadline(const struct user_conn *c)
 {
-	long long since = c->submitted_ms;
+	long long since = c->req.submitted_ms;
 
-	if (c->body_moved_ms > since)
-		since = c->body_moved_ms;
+	if (c->req.body_moved_ms > since)
+		since = c->req.body_moved_ms;
 	return since + c->r->conf.backend_timeout_ms;
 }
 
@@ -518,11 +547,11 @@ user_conn_backend_deadline(const struct user_conn *c)
 static void
 user_conn_time_out(struct user_conn *c)
 {
-	log_info("%s: 504 no response from tunnel %s in %d ms", c->peer, c->tunnel->name,
+	log_info("%s: 504 no response from tunnel %s in %d ms", c->peer, c->req.tunnel->name,
 	         c->r->conf.backend_timeout_ms);
 	user_conn_drop_exchange(c);
-	c->reject_status = 504;
-	c->reject_text = "no response from the backend in time";
+	c->req.reject_status = 504;
+	c->req.reject_text = "no response from the backend in time";
 }
 
 /* on_body: the backend let backend_timeout_ms pass while the request
@@ -534,16 +563,16 @@ user_conn_time_out(struct user_conn *c)
 static int
 user_conn_backend_stalled(struct user_conn *c)
 {
-	c->keep_alive = false;
-	if (!c->response_started) {
+	c->req.keep_alive = false;
+	if (!c->req.response_started) {
 		user_conn_time_out(c);
-		user_conn_send_simple(c, 504, NULL, "504 Gateway Timeout: %s", c->reject_text);
+		user_conn_send_simple(c, 504, NULL, "504 Gateway Timeout: %s", c->req.reject_text);
 	} else {
 		log_info("%s: %s: tunnel %s stalled for %d ms", c->peer,
-		         c->response_done ? "request cut" : "response cut short",
-		         c->tunnel->name, c->r->conf.backend_timeout_ms);
+		         c->req.response_done ? "request cut" : "response cut short",
+		         c->req.tunnel->name, c->r->conf.backend_timeout_ms);
 		user_conn_drop_exchange(c);
-		c->response_failed = true;
+		c->req.response_failed = true;
 	}
 	c->abandoned = true;
 	return -1;
@@ -558,7 +587,7 @@ user_conn_backend_stalled(struct user_conn *c)
 static long long
 user_conn_body_wait_deadline(const struct user_conn *c)
 {
-	if (!c->response_started || c->response_done)
+	if (!c->req.response_started || c->req.response_done)
 		return user_conn_backend_deadline(c);
 	return now_ms() + c->r->conf.backend_timeout_ms;
 }
@@ -574,36 +603,36 @@ user_conn_on_body(void *arg, const char *data, size_t len)
 	struct user_conn *c = arg;
 	long long max_body = c->r->conf.max_body;
 
-	c->body_bytes += (long long)len;
-	if (max_body > 0 && c->body_bytes > max_body) {
+	c->req.body_bytes += (long long)len;
+	if (max_body > 0 && c->req.body_bytes > max_body) {
 		user_conn_drop_exchange(c);
 		return user_conn_reject(c, 413, "request body too large", true);
 	}
-	while (c->ex != NULL && len > 0) {
-		ssize_t n = exchange_write_out(c->ex, data, len);
+	while (c->req.ex != NULL && len > 0) {
+		ssize_t n = exchange_write_out(c->req.ex, data, len);
 		if (n == PTTH_EREFUSED && user_conn_retry(c) == 0)
 			continue;
 		if (n < 0)
 			return 0; /* the stream is over; the rest is read and dropped */
 		if (n > 0)
-			c->body_moved_ms = now_ms();
+			c->req.body_moved_ms = now_ms();
 		data += n;
 		len -= (size_t)n;
 		if (len == 0)
 			break;
 		unsigned what = EX_WAIT_OUT_SPACE;
-		if (!c->response_started)
+		if (!c->req.response_started)
 			what |= EX_WAIT_IN_HEAD;
-		else if (!c->response_done)
+		else if (!c->req.response_done)
 			what |= EX_WAIT_IN_DATA;
-		int rc = exchange_wait_until(c->ex, what, user_conn_body_wait_deadline(c));
+		int rc = exchange_wait_until(c->req.ex, what, user_conn_body_wait_deadline(c));
 		if (rc == -ETIMEDOUT)
 			return user_conn_backend_stalled(c);
 		if (rc == PTTH_EREFUSED && user_conn_retry(c) == 0)
 			continue;
 		if (rc < 0)
 			return 0;
-		if (user_conn_pump_response(c) < 0 && !c->response_failed)
+		if (user_conn_pump_response(c) < 0 && !c->req.response_failed)
 			return -EPIPE; /* the user went away */
 	}
 	return 0;
@@ -615,13 +644,14 @@ user_conn_on_end(void *arg)
 {
 	struct user_conn *c = arg;
 
-	if (c->ex != NULL)
-		exchange_finish_out(c->ex);
-	c->message_done = true;
+	if (c->req.ex != NULL)
+		exchange_finish_out(c->req.ex);
+	c->req.message_done = true;
 	return 0;
 }
 
 static const struct http1_callbacks user_conn_http1_callbacks = {
+	.on_begin = user_conn_on_begin,
 	.on_head = user_conn_on_head,
 	.on_body = user_conn_on_body,
 	.on_end = user_conn_on_end,
@@ -634,41 +664,33 @@ user_conn_answer(struct user_conn *c)
 {
 	int rc = 0;
 
-	if (c->reject_status != 0) {
-		log_info("%s: %d %s", c->peer, c->reject_status, c->reject_text);
-		rc = user_conn_send_simple(c, c->reject_status,
-		                           c->reject_status == 503 ? "Retry-After: 1" : NULL,
-		                           "%d %s: %s", c->reject_status,
-		                           headers_reason_phrase(c->reject_status), c->reject_text);
-	} else if (!c->response_started) {
+	if (c->req.reject_status != 0) {
+		log_info("%s: %d %s", c->peer, c->req.reject_status, c->req.reject_text);
+		rc = user_conn_send_simple(c, c->req.reject_status,
+		                           c->req.reject_status == 503 ? "Retry-After: 1" : NULL,
+		                           "%d %s: %s", c->req.reject_status,
+		                           headers_reason_phrase(c->req.reject_status), c->req.reject_text);
+	} else if (!c->req.response_started) {
 		do
-			rc = exchange_wait_until(c->ex, EX_WAIT_IN_HEAD,
+			rc = exchange_wait_until(c->req.ex, EX_WAIT_IN_HEAD,
 			                         user_conn_backend_deadline(c));
 		while (rc == PTTH_EREFUSED && user_conn_retry(c) == 0);
 		if (rc == -ETIMEDOUT) {
 			user_conn_time_out(c);
 			rc = user_conn_send_simple(c, 504, NULL, "504 Gateway Timeout: %s",
-			                           c->reject_text);
+			                           c->req.reject_text);
 		} else if (rc < 0) {
 			rc = user_conn_send_gateway_error(c, rc);
 		} else if (user_conn_start_response(c) < 0) {
 			rc = -EPIPE;
 		}
 	}
-	if (rc == 0 && c->ex != NULL && !c->response_failed)
+	if (rc == 0 && c->req.ex != NULL && !c->req.response_failed)
 		rc = user_conn_pump_body(c, true);
 	user_conn_drop_exchange(c);
-	if (rc < 0 || c->response_failed)
-		c->keep_alive = false;
-	c->reject_status = 0;
-	c->message_done = false;
-	c->head_started_ms = 0;
-	c->body_moved_ms = 0;
-	c->body_bytes = 0;
-	c->retried = false;
-	c->response_started = c->response_done = c->response_failed = false;
-	c->chunked = c->close_delimited = c->no_body = false;
-	return c->keep_alive ? 0 : -1;
+	if (rc < 0 || c->req.response_failed)
+		c->req.keep_alive = false;
+	return c->req.keep_alive ? 0 : -1;
 }
 
 /* Waits until the user sends something, within the time the current
@@ -691,23 +713,23 @@ user_conn_wait_readable(struct user_conn *c)
 	long long deadline = now_ms() + conf->idle_timeout_ms;
 	int rc;
 
-	if (c->head_started_ms > 0 && http1_parser_in_head(c->parser))
-		deadline = c->head_started_ms + conf->header_timeout_ms;
+	if (c->req.head_started_ms > 0 && http1_parser_in_head(c->parser))
+		deadline = c->req.head_started_ms + conf->header_timeout_ms;
 	else if (http1_parser_in_message(c->parser))
 		deadline = now_ms() + conf->body_timeout_ms;
 	for (;;) {
 		/* While a request body is still coming, the response may already
 		 * be moving: watch the exchange too, and pass it on. */
-		bool watch = c->ex != NULL && !c->response_done && !c->response_failed;
-		if (watch && exchange_arm_notify(c->ex, &c->seen_events)) {
-			if (user_conn_pump_response(c) < 0 && !c->response_failed)
+		bool watch = c->req.ex != NULL && !c->req.response_done && !c->req.response_failed;
+		if (watch && exchange_arm_notify(c->req.ex, &c->req.seen_events)) {
+			if (user_conn_pump_response(c) < 0 && !c->req.response_failed)
 				return -EPIPE;
 			continue;
 		}
 		long long left = deadline - now_ms();
 		rc = poll(pfd, watch ? 2 : 1, left > 0 ? (int)left : 0);
 		if (watch)
-			exchange_disarm_notify(c->ex);
+			exchange_disarm_notify(c->req.ex);
 		if (rc < 0 && errno == EINTR)
 			continue;
 		if (rc <= 0)
@@ -731,10 +753,10 @@ user_conn_timed_out(struct user_conn *c)
 	const char *text = in_body ? "request body not received in time"
 	                           : "request not received in time";
 
-	c->keep_alive = false;
+	c->req.keep_alive = false;
 	if (!http1_parser_in_message(c->parser) || c->abandoned)
 		return;
-	if (c->response_started) {
+	if (c->req.response_started) {
 		log_info("%s: request cut: %s", c->peer, text);
 		return;
 	}
@@ -747,10 +769,10 @@ user_conn_timed_out(struct user_conn *c)
 static void
 user_conn_fail_request(struct user_conn *c)
 {
-	int status = c->reject_status;
-	const char *text = c->reject_text;
+	int status = c->req.reject_status;
+	const char *text = c->req.reject_text;
 
-	c->keep_alive = false;
+	c->req.keep_alive = false;
 	c->linger = true; /* the rest of the request is unread */
 	if (c->abandoned)
 		return; /* answered, or cut, and logged where it failed */
@@ -759,7 +781,7 @@ user_conn_fail_request(struct user_conn *c)
 		text = http1_parser_error_text(c->parser);
 	}
 	log_info("%s: %d %s", c->peer, status, text);
-	if (!c->response_started)
+	if (!c->req.response_started)
 		user_conn_send_simple(c, status, status == 503 ? "Retry-After: 1" : NULL,
 		                      "%d %s: %s", status, headers_reason_phrase(status), text);
 }
@@ -775,11 +797,14 @@ user_conn_parse(struct user_conn *c, size_t n, long long arrived_ms)
 			user_conn_fail_request(c);
 			return -1;
 		}
-		if (c->head_started_ms == 0 && http1_parser_in_head(c->parser))
-			c->head_started_ms = arrived_ms;
+		if (c->req.head_started_ms == 0 && http1_parser_in_head(c->parser))
+			c->req.head_started_ms = arrived_ms;
 		off += (size_t)used;
-		if (c->message_done && user_conn_answer(c) < 0)
-			return -1;
+		if (c->req.message_done) {
+			c->req.message_done = false; /* answered once */
+			if (user_conn_answer(c) < 0)
+				return -1;
+		}
 	}
 	/* A head cut by the end of the buffer keeps its start time. */
 	return 0;
@@ -794,7 +819,7 @@ user_conn_parse(struct user_conn *c, size_t n, long long arrived_ms)
 static ssize_t
 user_conn_recv(struct user_conn *c)
 {
-	bool watch = c->ex != NULL && !c->response_done && !c->response_failed;
+	bool watch = c->req.ex != NULL && !c->req.response_done && !c->req.response_failed;
 	ssize_t n;
 
 	if (watch || http1_parser_in_message(c->parser)) {
@@ -891,7 +916,7 @@ user_conn_start(struct ptth_router *r, int fd)
 		goto out_close;
 	c->r = r;
 	c->fd = fd;
-	c->keep_alive = true;
+	user_request_begin(c);
 	atomic_init(&c->idle, false);
 	net_peer_name(fd, c->peer, sizeof c->peer);
 	net_peer_ip(fd, c->client_ip, sizeof c->client_ip);
@@ -907,7 +932,7 @@ user_conn_start(struct ptth_router *r, int fd)
 		goto out_free;
 	rc = router_conn_add(r, c);
 	if (rc == -EMFILE) {
-		c->keep_alive = false;
+		c->req.keep_alive = false;
 		log_info("%s: 503 too many user connections", c->peer);
 		user_conn_send_simple(c, 503, "Retry-After: 1", "503 too many user connections");
 	}

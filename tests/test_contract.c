@@ -3376,6 +3376,31 @@ test_contract_pipelined_requests_are_answered_in_order(void **state)
 	assert_ok(still_serves(e));
 }
 
+/* Nothing of one request leaks into the next: after a HEAD request, the
+ * router's own 400 for the next one on the same connection still carries
+ * the body its Content-Length announces. */
+static void
+test_contract_error_after_a_head_request_carries_its_body(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+	struct conn c;
+
+	env_start(e, NULL);
+	assert_int_equal(conn_open(&c, e->http_port), 0);
+	assert_int_equal(conn_send(&c, "HEAD /foo HTTP/1.1\r\nHost: x\r\n\r\n"
+	                               "GET /foo HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n"), 0);
+	assert_int_equal(read_response(&c, &r, true), 0);
+	assert_int_equal(r.status, 200);
+	assert_int_equal(read_response(&c, &r, false), 0);
+	assert_ok(check_response(&r, 400, NULL));
+	assert_int_equal((long long)r.body_len, r.length);
+	assert_non_null(strstr(r.body, "more than one Host field"));
+	assert_ok(conn_expect_close(&c));
+	conn_close(&c);
+	assert_ok(still_serves(e));
+}
+
 static int
 group_setup(void **state)
 {
@@ -3465,6 +3490,7 @@ main(void)
 		CONTRACT_TEST(test_contract_unsized_response_is_close_delimited_for_http10),
 		CONTRACT_TEST(test_contract_trailers_follow_the_last_chunk),
 		CONTRACT_TEST(test_contract_pipelined_requests_are_answered_in_order),
+		CONTRACT_TEST(test_contract_error_after_a_head_request_carries_its_body),
 	};
 
 	return cmocka_run_group_tests(tests, group_setup, group_teardown);
