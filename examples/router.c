@@ -28,7 +28,8 @@ usage(FILE *out)
 	        "                           \":8888\" listens on every interface)\n"
 	        "  --tunnels ADDR           listen for backend tunnels on ADDR (default localhost:8887)\n"
 	        "  --max-uri BYTES          longest request target, else 414 (default 8192)\n"
-	        "  --max-header-bytes BYTES largest request header block, else 431 (default 65536)\n"
+	        "  --max-header-bytes BYTES largest request header block, else 431 (default 65536,\n"
+	        "                           at most 81920, the HTTP/1.1 parser's own limit)\n"
 	        "  --max-header-fields N    most request fields, else 431 (default 100)\n"
 	        "  --max-body BYTES         largest request body, else 413 (default: no limit)\n"
 	        "  --header-timeout-ms MS   time to send a request head, else 408 (default 10000)\n"
@@ -77,6 +78,21 @@ parse_int(const char *flag, const char *value)
 		exit(2);
 	}
 	return (int)n;
+}
+
+/* Like parse_number(), for --max-header-bytes, which the HTTP/1.1
+ * parser caps. */
+static size_t
+parse_header_bytes(const char *flag, const char *value)
+{
+	long long n = parse_number(flag, value);
+
+	if (n > PTTH_MAX_HEADER_BYTES_CAP) {
+		fprintf(stderr, "router: --%s is at most %d (the HTTP/1.1 parser's own limit), not %s\n",
+		        flag, PTTH_MAX_HEADER_BYTES_CAP, value);
+		exit(2);
+	}
+	return (size_t)n;
 }
 
 static enum ptth_balance
@@ -134,7 +150,7 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 		case HTTP: opts->http_addr = optarg; break;
 		case TUNNELS: opts->tunnel_addr = optarg; break;
 		case MAX_URI: opts->max_uri = (size_t)parse_number(flag, optarg); break;
-		case MAX_HEADER_BYTES: opts->max_header_bytes = (size_t)parse_number(flag, optarg); break;
+		case MAX_HEADER_BYTES: opts->max_header_bytes = parse_header_bytes(flag, optarg); break;
 		case MAX_HEADER_FIELDS: opts->max_header_fields = parse_int(flag, optarg); break;
 		case MAX_BODY: opts->max_body = parse_number(flag, optarg); break;
 		case HEADER_TIMEOUT: opts->header_timeout_ms = parse_int(flag, optarg); break;
@@ -191,7 +207,8 @@ main(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	r = ptth_router_new(&opts);
 	if (r == NULL) {
-		fprintf(stderr, "router: out of memory\n");
+		fprintf(stderr, "router: %s\n", errno == EINVAL ? "an option is out of range"
+		                                               : "out of memory");
 		return 1;
 	}
 	rc = ptth_router_start(r);

@@ -94,7 +94,9 @@ feed_all(struct http1_parser *p, const char *data, size_t len)
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	static const struct http1_callbacks cbs = { on_head, on_body, on_end };
+	static const struct http1_callbacks cbs = {
+		.on_head = on_head, .on_body = on_body, .on_end = on_end,
+	};
 	const struct http1_limits limits = { 8192, 65536, 100 };
 	struct seen seen = { 0 };
 	struct http1_parser *p;

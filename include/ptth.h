@@ -61,7 +61,8 @@ struct ptth_router_options {
 	int max_conns;           /* user connections at once (1024) */
 	int queue_size;          /* requests waiting per tunnel (256) */
 	size_t max_uri;          /* request target bytes, 414 beyond (8 KiB) */
-	size_t max_header_bytes; /* request header block, 431 beyond (64 KiB) */
+	size_t max_header_bytes; /* request header block, 431 beyond (64 KiB; at most
+	                            PTTH_MAX_HEADER_BYTES_CAP) */
 	int max_header_fields;   /* request fields, 431 beyond (100) */
 	long long max_body;      /* request body bytes, 413 beyond (0: no limit) */
 	int header_timeout_ms;   /* a request head must arrive within (10 s), else 408 */
@@ -83,12 +84,19 @@ struct ptth_router_options {
 	                            by its tunnel thread (NULL: none; --trace: stderr) */
 };
 
+/* The largest max_header_bytes a router takes: its HTTP/1.1 parser
+ * (http-parser's HTTP_MAX_HEADER_SIZE) refuses, with a 431, any head
+ * longer than this, request line and line ends included, so a larger
+ * limit could never take effect. */
+#define PTTH_MAX_HEADER_BYTES_CAP (80 * 1024)
+
 /* Fills *opts with the defaults: "localhost:8888", "localhost:8887" and
  * the limits shown above. A zero left in a field also means its default. */
 void ptth_router_options_init(struct ptth_router_options *opts);
 
 /* Creates a router; nothing is bound yet. The strings in opts are copied.
- * Returns NULL when out of memory. */
+ * Returns NULL when out of memory, or with errno EINVAL when an option is
+ * out of range (max_header_bytes above PTTH_MAX_HEADER_BYTES_CAP). */
 struct ptth_router *ptth_router_new(const struct ptth_router_options *opts);
 
 /* Binds both ports and starts the two accept threads.

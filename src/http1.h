@@ -16,14 +16,15 @@ struct http1_limits {
 	size_t max_header_fields;  /* field count (431 beyond) */
 };
 
-/* Called by http1_parser_feed() on the caller's thread. A negative
- * return stops parsing with that code. */
+/* Called by http1_parser_feed() on the caller's thread. on_head() comes
+ * only for a head that passed every check, body framing included. A
+ * negative return stops parsing with that code. */
 struct http1_callbacks {
-	int (*on_begin)(void *arg);   /* a request's first byte; may be NULL */
 	int (*on_head)(void *arg, const struct http1_head *head, bool has_body,
 	               long long content_length, bool keep_alive);
 	int (*on_body)(void *arg, const char *data, size_t len);
 	int (*on_end)(void *arg);
+	int (*on_begin)(void *arg);   /* a request's first byte; may be NULL */
 };
 
 struct http1_parser *http1_parser_new(const struct http1_callbacks *cbs, void *arg,

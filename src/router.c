@@ -91,8 +91,13 @@ router_conf_set(struct ptth_router *r, const struct ptth_router_options *opts)
 struct ptth_router *
 ptth_router_new(const struct ptth_router_options *opts)
 {
-	struct ptth_router *r = calloc(1, sizeof *r);
+	struct ptth_router *r;
 
+	if (opts->max_header_bytes > PTTH_MAX_HEADER_BYTES_CAP) {
+		errno = EINVAL;
+		return NULL;
+	}
+	r = calloc(1, sizeof *r);
 	if (r == NULL)
 		return NULL;
 	r->http_addr = strdup(opts->http_addr ? opts->http_addr : "localhost:8888");

@@ -492,10 +492,13 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	}
 	if (conf->max_body > 0 && content_length > conf->max_body)
 		return user_conn_reject(c, 413, "request body too large", true);
-	/* HTTP/1.0 may omit Host, but an HTTP/2 request needs an authority
-	 * (nghttp2 refuses one without): name the address the user reached. */
+	/* HTTP/1.0 may omit Host and HTTP/1.1 may leave it empty, but an
+	 * HTTP/2 request to an nghttp2 backend needs a non-empty authority
+	 * (:authority or host; nghttp2 resets a stream with neither): name
+	 * the address the user reached. */
+	const char *host = header_list_get(&head->fields, "host");
 	struct http1_head with_authority = *head;
-	if (head->url_host == NULL && header_list_get(&head->fields, "host") == NULL)
+	if (head->url_host == NULL && (host == NULL || host[0] == '\0'))
 		with_authority.url_host = c->local_authority;
 	ex = exchange_new(ROUTER_STREAM_WINDOW);
 	if (ex == NULL || headers_request_to_h2(&with_authority,

@@ -1917,6 +1917,235 @@ test_contract_http11_without_host_is_400_then_close(void **state)
 }
 
 /* ---------------------------------------------------------------------
+ * Requests judged whole before anything of them is forwarded.
+ */
+
+/* How many request heads the fake backend has seen. */
+static int
+fake_requests(struct fake *f)
+{
+	int n;
+
+	pthread_mutex_lock(&f->mu);
+	n = f->requests;
+	pthread_mutex_unlock(&f->mu);
+	return n;
+}
+
+/* Every request the router answers with a 4xx of its own, for its head
+ * or its framing, is refused before a stream is opened: the fake backend
+ * records every HEADERS frame it receives, and sees only the one request
+ * the test makes afterwards. (Streams go out in order on the one tunnel,
+ * so once that answer is in, any earlier stream has been counted.) */
+static void
+test_contract_refused_requests_never_reach_the_backend(void **state)
+{
+	static const struct {
+		const char *request;
+		int status;
+	} refused[] = {
+		{ "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip\r\n\r\n"
+		  "5\r\nhello\r\n0\r\n\r\n", 400 },
+		{ "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: \r\n\r\n", 400 },
+		{ "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked, chunked\r\n\r\n"
+		  "0\r\n\r\n", 400 },
+		{ "POST /echo HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: gzip, chunked\r\n\r\n"
+		  "5\r\nhello\r\n0\r\n\r\n", 501 },
+		{ "CONNECT /x HTTP/1.1\r\nHost: x\r\nContent-Length: 28\r\n\r\n"
+		  "GET /foo HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+		{ "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n", 400 },
+		{ "GET * HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+		{ "GET /a\tb HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+		{ "GET /a\fb HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+		{ "GET /foo#frag HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+		{ "GET http://u@x/foo HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+		{ "GET /foo HTTP/1.1\r\nHost: a b\r\n\r\n", 400 },
+		{ "GET /foo HTTP/1.1\r\nHost: a/b\r\n\r\n", 400 },
+		{ "GET /foo HTTP/1.1\r\nHost: a@b\r\n\r\n", 400 },
+		{ "POST /echo HTTP/1.1\r\nHost: x\r\nContent-Length: 9223372036854775808\r\n\r\n",
+		  400 },
+		{ "GET /foo HTTP/1.1\r\nHost: x\r\n\rXGET /foo HTTP/1.1\r\nHost: x\r\n\r\n", 400 },
+	};
+	struct env *e = *state;
+	struct fake *f = env_start_with_fake(e, NULL, 100);
+
+	for (size_t i = 0; i < sizeof refused / sizeof refused[0]; i++)
+		assert_ok(rejected_both_ways(e, refused[i].request, refused[i].status));
+	assert_ok(still_serves(e));
+	assert_int_equal(fake_requests(f), 1);
+}
+
+/* CONNECT is refused in every form, and the connection closes: its body
+ * framing is unknown, so the bytes after its head are never parsed as
+ * another request (RFC 9113 section 8.5 would not allow forwarding it
+ * with :scheme and :path anyway). */
+static void
+test_contract_connect_is_400_then_close(void **state)
+{
+	struct env *e = *state;
+
+	env_start(e, NULL);
+	assert_ok(rejected_both_ways(e, "CONNECT /foo HTTP/1.1\r\nHost: x\r\nContent-Length: 28"
+	                             "\r\n\r\nGET /foo HTTP/1.1\r\nHost: x\r\n\r\n", 400));
+	assert_ok(rejected_both_ways(e, "CONNECT x:443 HTTP/1.1\r\nHost: x:443\r\n\r\n", 400));
+	assert_ok(still_serves(e));
+}
+
+/* RFC 9112 section 3.2 and RFC 3986: what http-parser lets into a
+ * request target (TAB, form feed, a fragment, bytes above 0x7E, userinfo)
+ * and the asterisk form on anything but OPTIONS. */
+static void
+test_contract_invalid_request_targets_are_400_then_close(void **state)
+{
+	static const char *const requests[] = {
+		"GET /a\tb HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /a\fb HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /foo#frag HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /foo?a#frag HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET /\xc3\xa9 HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET http://u:p@x/foo HTTP/1.1\r\nHost: x\r\n\r\n",
+		"GET * HTTP/1.1\r\nHost: x\r\n\r\n",
+		"POST * HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n",
+	};
+	struct env *e = *state;
+	static struct response r;
+
+	env_start(e, NULL);
+	for (size_t i = 0; i < sizeof requests / sizeof requests[0]; i++)
+		assert_ok(rejected_both_ways(e, requests[i], 400));
+	/* OPTIONS * reaches the backend (whose mux has no route for it). */
+	assert_ok(ask(e, "OPTIONS * HTTP/1.1\r\nHost: x\r\n\r\n", &r));
+	assert_ok(check_response(&r, 404, NULL));
+	assert_ok(still_serves(e));
+}
+
+/* RFC 9110 section 7.2: Host is uri-host [":" port]. */
+static void
+test_contract_invalid_host_values_are_400_then_close(void **state)
+{
+	static const char *const hosts[] = { "a b", "a/b", "a@b", "a:b", "a?b", "[::1" };
+	struct env *e = *state;
+	char request[128];
+
+	env_start(e, NULL);
+	for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+		snprintf(request, sizeof request, "GET /foo HTTP/1.1\r\nHost: %s\r\n\r\n", hosts[i]);
+		assert_ok(rejected_both_ways(e, request, 400));
+	}
+	assert_ok(still_serves(e));
+}
+
+/* An empty Host is valid HTTP/1.1 (the target has no authority), but an
+ * HTTP/2 request needs one: the backend sees the address the user
+ * reached, as for HTTP/1.0 without Host, never an empty :authority. */
+static void
+test_contract_empty_host_reaches_the_backend_as_the_address_reached(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+	char want[64];
+
+	env_start(e, NULL);
+	snprintf(want, sizeof want, ":authority: 127.0.0.1:%d\n", e->http_port);
+	assert_ok(ask(e, "GET /headers HTTP/1.1\r\nHost: \r\n\r\n", &r));
+	assert_ok(check_response(&r, 200, NULL));
+	if (strstr(r.body, want) == NULL)
+		fail_msg("no \"%s\" in:\n%s", want, r.body);
+	assert_ok(ask(e, "GET /headers HTTP/1.0\r\n\r\n", &r));
+	assert_ok(check_response(&r, 200, NULL));
+	if (strstr(r.body, want) == NULL)
+		fail_msg("no \"%s\" in:\n%s", want, r.body);
+	assert_ok(still_serves(e));
+}
+
+/* RFC 9112 section 6.1: a transfer coding the router does not implement
+ * is a 501, not silently de-chunked. */
+static void
+test_contract_unknown_transfer_coding_is_501_then_close(void **state)
+{
+	struct env *e = *state;
+
+	env_start(e, NULL);
+	assert_ok(rejected_both_ways(e, "POST /sink HTTP/1.1\r\nHost: x\r\n"
+	                             "Transfer-Encoding: gzip, chunked\r\n\r\n"
+	                             "5\r\nhello\r\n0\r\n\r\n", 501));
+	assert_ok(still_serves(e));
+}
+
+/* A Content-Length of 2^63 or more once became negative and slipped past
+ * --max-body; now it is a 400 (as http-parser answers for 2^64 - 1). */
+static void
+test_contract_content_length_of_2_63_is_400_then_close(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+
+	env_options(&o);
+	o.max_body = 1000;
+	env_start(e, &o);
+	assert_ok(rejected_both_ways(e, "POST /sink HTTP/1.1\r\nHost: x\r\n"
+	                             "Content-Length: 9223372036854775808\r\n\r\nhello", 400));
+	assert_ok(rejected_both_ways(e, "POST /sink HTTP/1.1\r\nHost: x\r\n"
+	                             "Content-Length: 18000000000000000000\r\n\r\nhello", 400));
+	assert_ok(still_serves(e));
+}
+
+/* RFC 9112 section 7.1: every line of a chunked body ends in CR LF.
+ * http-parser takes any two bytes after chunk data, and any byte after
+ * the CR of a chunk-size line or of the last line. */
+static void
+test_contract_loose_chunk_framing_is_400_then_close(void **state)
+{
+	static const char *const bodies[] = {
+		"5\r\nhelloXY0\r\n\r\n",
+		"5\rXhello\r\n0\r\n\r\n",
+		"5\r\nhello\r\n0\r\n\rX",
+		"5;a\nb\r\nhello\r\n0\r\n\r\n",
+	};
+	struct env *e = *state;
+	char request[256];
+
+	env_start(e, NULL);
+	for (size_t i = 0; i < sizeof bodies / sizeof bodies[0]; i++) {
+		snprintf(request, sizeof request, "POST /sink HTTP/1.1\r\nHost: x\r\n"
+		         "Transfer-Encoding: chunked\r\n\r\n%s", bodies[i]);
+		assert_ok(rejected_both_ways(e, request, 400));
+	}
+	assert_ok(still_serves(e));
+}
+
+/* RFC 9112 section 6.1: an HTTP/1.0 request with Transfer-Encoding is
+ * answered, then the connection closes, keep-alive or not. */
+static void
+test_contract_transfer_encoding_in_http10_closes_after_the_answer(void **state)
+{
+	struct env *e = *state;
+	static struct response r;
+	struct conn c;
+	const char *connection;
+
+	env_start(e, NULL);
+	assert_ok(ask_on(e, &c, "POST /sink HTTP/1.0\r\nConnection: keep-alive\r\n"
+	                 "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", false, &r));
+	assert_ok(check_response(&r, 200, "5"));
+	connection = resp_field(&r, "connection");
+	assert_non_null(connection);
+	assert_string_equal(connection, "close");
+	assert_ok(conn_expect_close(&c));
+	conn_close(&c);
+	/* Without Transfer-Encoding, HTTP/1.0 keep-alive is kept. */
+	assert_ok(ask_on(e, &c, "POST /sink HTTP/1.0\r\nConnection: keep-alive\r\n"
+	                 "Content-Length: 5\r\n\r\nhello", false, &r));
+	assert_ok(check_response(&r, 200, "5"));
+	assert_null(resp_field(&r, "connection"));
+	assert_int_equal(conn_send(&c, "GET /foo HTTP/1.0\r\n\r\n"), 0);
+	assert_int_equal(read_response(&c, &r, false), 0);
+	assert_ok(check_response(&r, 200, "bar"));
+	conn_close(&c);
+	assert_ok(still_serves(e));
+}
+
+/* ---------------------------------------------------------------------
  * Limits: 414, 431, 413.
  */
 
@@ -1997,6 +2226,105 @@ test_contract_header_block_over_max_header_bytes_is_431_then_close(void **state)
 	assert_ok(rejected_both_ways(e, over, 431));
 	free(under);
 	free(over);
+	assert_ok(still_serves(e));
+}
+
+/* At --max-header-bytes' highest value, the head can still outgrow
+ * http-parser's own cap (which counts the request line and line ends
+ * too): that is a 431 as well, not a 400. */
+static void
+test_contract_head_over_the_parser_cap_is_431_then_close(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	char *over = request_with_big_field(PTTH_MAX_HEADER_BYTES_CAP - 20);
+
+	env_options(&o);
+	o.max_header_bytes = PTTH_MAX_HEADER_BYTES_CAP;
+	env_start(e, &o);
+	assert_non_null(over);
+	assert_ok(rejected_then_closed(e, over, false, 431));
+	free(over);
+	assert_ok(still_serves(e));
+}
+
+/* Runs PTTH_BIN_DIR/router with args (NULL-terminated) and keeps what it
+ * writes to stderr in err. A router that starts instead of refusing is
+ * killed after IO_TIMEOUT_MS. Returns its exit status, or a negative code
+ * (-ETIMEDOUT when it had to be killed). */
+static int
+run_router(const char *const args[], char *err, size_t cap)
+{
+	const char *dir = getenv("PTTH_BIN_DIR");
+	const char *argv[16];
+	char path[512];
+	size_t argc = 0, len = 0;
+	int p[2], status;
+	pid_t pid;
+
+	snprintf(path, sizeof path, "%s/router", dir != NULL && dir[0] ? dir : "bin");
+	argv[argc++] = path;
+	for (size_t i = 0; args[i] != NULL && argc < 15; i++)
+		argv[argc++] = args[i];
+	argv[argc] = NULL;
+	if (pipe2(p, O_CLOEXEC) < 0)
+		return -errno;
+	pid = fork();
+	if (pid == 0) {
+		dup2(p[1], STDERR_FILENO);
+		execv(path, (char *const *)argv);
+		_exit(127);
+	}
+	close(p[1]);
+	if (pid < 0) {
+		close(p[0]);
+		return -errno;
+	}
+	for (;;) {
+		struct pollfd pfd = { .fd = p[0], .events = POLLIN };
+		if (poll(&pfd, 1, IO_TIMEOUT_MS) <= 0) {
+			kill(pid, SIGKILL);
+			len = 0;
+			break;
+		}
+		ssize_t n = read(p[0], err + len, cap - 1 - len);
+		if (n <= 0 || (len += (size_t)n) == cap - 1)
+			break;
+	}
+	err[len] = '\0';
+	close(p[0]);
+	while (waitpid(pid, &status, 0) < 0)
+		if (errno != EINTR)
+			return -errno;
+	if (WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL)
+		return -ETIMEDOUT;
+	return WIFEXITED(status) ? WEXITSTATUS(status) : -ECHILD;
+}
+
+/* --max-header-bytes above http-parser's own cap could never take
+ * effect: ptth_router_new() refuses it (EINVAL), and bin/router exits
+ * non-zero with one line saying so. The cap itself is accepted. */
+static void
+test_contract_max_header_bytes_above_the_parser_cap_is_refused_at_start(void **state)
+{
+	static const char *const args[] = { "--http", "127.0.0.1:0", "--tunnels", "127.0.0.1:0",
+		                                 "--max-header-bytes", "81921", NULL };
+	struct env *e = *state;
+	struct ptth_router_options o;
+	char err[1024];
+	int status;
+
+	env_options(&o);
+	o.max_header_bytes = PTTH_MAX_HEADER_BYTES_CAP + 1;
+	errno = 0;
+	assert_null(ptth_router_new(&o));
+	assert_int_equal(errno, EINVAL);
+	status = run_router(args, err, sizeof err);
+	if (status <= 0 || strstr(err, "--max-header-bytes") == NULL ||
+	    strchr(err, '\n') != err + strlen(err) - 1)
+		fail_msg("bin/router --max-header-bytes 81921: status %d, stderr \"%s\"", status, err);
+	o.max_header_bytes = PTTH_MAX_HEADER_BYTES_CAP;
+	env_start(e, &o);
 	assert_ok(still_serves(e));
 }
 
@@ -3436,9 +3764,21 @@ main(void)
 		CONTRACT_TEST(test_contract_two_host_fields_are_400_then_close),
 		CONTRACT_TEST(test_contract_absolute_target_disagreeing_with_host_is_400_then_close),
 		CONTRACT_TEST(test_contract_http11_without_host_is_400_then_close),
+		/* judged whole before forwarding */
+		CONTRACT_TEST(test_contract_refused_requests_never_reach_the_backend),
+		CONTRACT_TEST(test_contract_connect_is_400_then_close),
+		CONTRACT_TEST(test_contract_invalid_request_targets_are_400_then_close),
+		CONTRACT_TEST(test_contract_invalid_host_values_are_400_then_close),
+		CONTRACT_TEST(test_contract_empty_host_reaches_the_backend_as_the_address_reached),
+		CONTRACT_TEST(test_contract_unknown_transfer_coding_is_501_then_close),
+		CONTRACT_TEST(test_contract_content_length_of_2_63_is_400_then_close),
+		CONTRACT_TEST(test_contract_loose_chunk_framing_is_400_then_close),
+		CONTRACT_TEST(test_contract_transfer_encoding_in_http10_closes_after_the_answer),
 		/* limits */
 		CONTRACT_TEST(test_contract_target_over_max_uri_is_414_then_close),
 		CONTRACT_TEST(test_contract_header_block_over_max_header_bytes_is_431_then_close),
+		CONTRACT_TEST(test_contract_head_over_the_parser_cap_is_431_then_close),
+		CONTRACT_TEST(test_contract_max_header_bytes_above_the_parser_cap_is_refused_at_start),
 		CONTRACT_TEST(test_contract_fields_over_max_header_fields_are_431_then_close),
 		CONTRACT_TEST(test_contract_content_length_over_max_body_is_413_before_the_body),
 		CONTRACT_TEST(test_contract_chunked_body_growing_over_max_body_is_413_then_close),

@@ -17,7 +17,9 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "ptth.h"
@@ -956,6 +958,454 @@ test_http1_many_empty_lines_before_a_request_are_skipped(void **state)
 	parser_free(p, &r);
 }
 
+/* ---------------------------------------------------------------------
+ * A request the router refuses is judged whole before on_head() runs:
+ * nothing of it may reach a backend.
+ */
+
+/* req made printable for a failure message: CR, LF and others escaped. */
+static const char *
+printable(const char *req)
+{
+	static char out[512];
+	size_t n = 0;
+
+	for (; *req != '\0' && n + 5 < sizeof out; req++) {
+		unsigned char ch = (unsigned char)*req;
+		if (ch >= 0x20 && ch < 0x7f && ch != '\\')
+			out[n++] = (char)ch;
+		else
+			n += (size_t)snprintf(out + n, sizeof out - n, "\\x%02x", ch);
+	}
+	out[n] = '\0';
+	return out;
+}
+
+/* Feeds req whole, then byte by byte on a second parser, and checks that
+ * both refuse it with status and an error text containing what, having
+ * called on_head() heads times and on_end() never. */
+static void
+assert_refused_after_heads(const char *req, int heads, int status, const char *what)
+{
+	for (int bytewise = 0; bytewise <= 1; bytewise++) {
+		struct recorder r;
+		struct http1_parser *p = parser_new(&r, NULL);
+		ssize_t rc = 0;
+
+		if (!bytewise)
+			rc = feed_str(p, req);
+		for (size_t i = 0; bytewise && req[i] != '\0' && rc >= 0; i++)
+			rc = http1_parser_feed(p, req + i, 1);
+		if (rc != PTTH_EPROTO || http1_parser_error_status(p) != status ||
+		    strstr(http1_parser_error_text(p), what) == NULL || r.heads != heads ||
+		    r.ends != 0)
+			fail_msg("%s%s: got %zd, %d \"%s\", %d heads, %d ends; expected %d \"%s\"",
+			         printable(req), bytewise ? " (byte by byte)" : "", rc,
+			         http1_parser_error_status(p), http1_parser_error_text(p), r.heads,
+			         r.ends, status, what);
+		parser_free(p, &r);
+	}
+}
+
+/* A request refused as a whole: on_head() never runs. */
+static void
+assert_refused_both_ways(const char *req, int status, const char *what)
+{
+	assert_refused_after_heads(req, 0, status, what);
+}
+
+/* A request whose body breaks its framing: its head went on, its end never. */
+static void
+assert_body_refused_both_ways(const char *req, const char *what)
+{
+	assert_refused_after_heads(req, 1, 400, what);
+}
+
+/* Feeds req whole, then byte by byte, and checks that both accept it as
+ * one request: its head, its whole body, its end. r holds the second. */
+static void
+assert_accepted_both_ways(const char *req, struct recorder *r)
+{
+	for (int bytewise = 0; bytewise <= 1; bytewise++) {
+		struct http1_parser *p;
+		ssize_t rc = 0;
+
+		if (bytewise)
+			recorder_free(r);
+		p = parser_new(r, NULL);
+		if (!bytewise)
+			rc = feed_str(p, req);
+		for (size_t i = 0; bytewise && req[i] != '\0' && rc >= 0; i++)
+			rc = http1_parser_feed(p, req + i, 1);
+		if (rc < 0 || r->heads != 1 || r->ends != 1)
+			fail_msg("%s%s: got %zd, %d heads, %d ends (%d \"%s\")", printable(req),
+			         bytewise ? " (byte by byte)" : "", rc, r->heads, r->ends,
+			         http1_parser_error_status(p), http1_parser_error_text(p));
+		http1_parser_free(p);
+	}
+}
+
+/* http-parser reports a Transfer-Encoding without chunked last only
+ * after its head was handed on (RFC 9112 section 6.3: 400). */
+static void
+test_http1_transfer_encoding_without_chunked_last_is_400_before_on_head(void **state)
+{
+	(void)state;
+	assert_refused_both_ways("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n\r\n"
+	                         "5\r\nhello\r\n0\r\n\r\n", 400, "transfer-encoding");
+	assert_refused_both_ways("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, gzip"
+	                         "\r\n\r\n", 400, "transfer-encoding");
+	assert_refused_both_ways("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n"
+	                         "Transfer-Encoding: identity\r\n\r\n", 400, "transfer-encoding");
+	assert_refused_both_ways("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: \r\n\r\n", 400,
+	                         "transfer-encoding");
+	assert_refused_both_ways("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked;x=1"
+	                         "\r\n\r\n", 400, "transfer-encoding");
+	/* Where http-parser and the router read the list differently, the
+	 * request is refused too. */
+	assert_refused_both_ways("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked,"
+	                         "\r\n\r\n", 400, "malformed Transfer-Encoding");
+}
+
+/* RFC 9112 section 6.1: a coding the router does not implement is 501,
+ * not silently de-chunked and forwarded as if it were absent. */
+static void
+test_http1_unknown_transfer_coding_is_501_before_on_head(void **state)
+{
+	(void)state;
+	assert_refused_both_ways("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip, chunked"
+	                         "\r\n\r\n5\r\nhello\r\n0\r\n\r\n", 501, "not implemented");
+	assert_refused_both_ways("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: gzip\r\n"
+	                         "Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n", 501,
+	                         "not implemented");
+}
+
+/* RFC 9112 section 7: chunked is applied once. */
+static void
+test_http1_chunked_applied_twice_is_400(void **state)
+{
+	(void)state;
+	assert_refused_both_ways("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked, "
+	                         "chunked\r\n\r\n0\r\n\r\n", 400, "more than once");
+}
+
+/* Codings are case-insensitive, and empty list elements do not count. */
+static void
+test_http1_chunked_in_any_case_with_empty_elements_is_accepted(void **state)
+{
+	struct recorder r;
+
+	(void)state;
+	assert_accepted_both_ways("POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: ,, CHUNKED "
+	                          "\r\n\r\n5\r\nhello\r\n0\r\n\r\n", &r);
+	assert_true(r.has_body);
+	assert_int_equal(r.body_len, 5);
+	recorder_free(&r);
+}
+
+/* RFC 9112 section 6.1: a Transfer-Encoding in an HTTP/1.0 request means
+ * the connection closes after the answer, keep-alive or not. */
+static void
+test_http1_transfer_encoding_in_http10_turns_off_keep_alive(void **state)
+{
+	struct recorder r;
+
+	(void)state;
+	assert_accepted_both_ways("POST / HTTP/1.0\r\nConnection: keep-alive\r\n"
+	                          "Transfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n", &r);
+	assert_false(r.keep_alive);
+	assert_int_equal(r.body_len, 5);
+	assert_memory_equal(r.body, "hello", 5);
+	recorder_free(&r);
+}
+
+/* Without Transfer-Encoding, HTTP/1.0 keep-alive still works. */
+static void
+test_http1_http10_keep_alive_without_transfer_encoding_is_kept(void **state)
+{
+	struct recorder r;
+
+	(void)state;
+	assert_accepted_both_ways("POST / HTTP/1.0\r\nConnection: keep-alive\r\n"
+	                          "Content-Length: 5\r\n\r\nhello", &r);
+	assert_true(r.keep_alive);
+	recorder_free(&r);
+}
+
+/* 2^63 - 1 is the largest Content-Length a long long holds; 2^63 and
+ * above once turned negative and slipped past --max-body. */
+static void
+test_http1_content_length_of_2_63_or_more_is_400(void **state)
+{
+	(void)state;
+	assert_refused_both_ways("POST / HTTP/1.1\r\nHost: h\r\n"
+	                         "Content-Length: 9223372036854775808\r\n\r\n", 400,
+	                         "Content-Length out of range");
+	assert_refused_both_ways("POST / HTTP/1.1\r\nHost: h\r\n"
+	                         "Content-Length: 10000000000000000000\r\n\r\n", 400,
+	                         "Content-Length out of range");
+	/* From about 1.8e19 on, http-parser refuses it by itself. */
+	assert_refused_both_ways("POST / HTTP/1.1\r\nHost: h\r\n"
+	                         "Content-Length: 99999999999999999999\r\n\r\n", 400, "content");
+}
+
+static void
+test_http1_content_length_of_2_63_minus_1_is_accepted(void **state)
+{
+	static const char req[] = "POST / HTTP/1.1\r\nHost: h\r\n"
+	                          "Content-Length: 9223372036854775807\r\n\r\nabc";
+	struct recorder r;
+	struct http1_parser *p = parser_new(&r, NULL);
+
+	(void)state;
+	assert_int_equal(feed_str(p, req), strlen(req));
+	assert_int_equal(r.heads, 1);
+	assert_true(r.has_body);
+	assert_true(r.content_length == LLONG_MAX);
+	assert_int_equal(r.body_len, 3);
+	parser_free(p, &r);
+}
+
+/* CONNECT, in any form, is refused (and since its body framing is
+ * unknown, what follows it is not parsed as another request). */
+static void
+test_http1_connect_is_400_before_on_head(void **state)
+{
+	(void)state;
+	assert_refused_both_ways("CONNECT /x HTTP/1.1\r\nHost: h\r\nContent-Length: 28\r\n\r\n"
+	                         "GET /foo HTTP/1.1\r\nHost: h\r\n\r\n", 400, "CONNECT");
+	assert_refused_both_ways("CONNECT h:443 HTTP/1.1\r\nHost: h:443\r\n\r\n", 400, "CONNECT");
+}
+
+/* RFC 9112 section 3.2, RFC 3986: what http-parser lets into a target. */
+static void
+test_http1_invalid_request_targets_are_400(void **state)
+{
+	(void)state;
+	assert_refused_both_ways("GET /a\tb HTTP/1.1\r\nHost: h\r\n\r\n", 400, "invalid character");
+	assert_refused_both_ways("GET /a\fb HTTP/1.1\r\nHost: h\r\n\r\n", 400, "invalid character");
+	assert_refused_both_ways("GET /\x80\xff HTTP/1.1\r\nHost: h\r\n\r\n", 400,
+	                         "invalid character");
+	assert_refused_both_ways("GET /a#frag HTTP/1.1\r\nHost: h\r\n\r\n", 400, "fragment");
+	assert_refused_both_ways("GET /a?q#frag HTTP/1.1\r\nHost: h\r\n\r\n", 400, "fragment");
+	assert_refused_both_ways("GET * HTTP/1.1\r\nHost: h\r\n\r\n", 400, "OPTIONS");
+	assert_refused_both_ways("GET http://u@h/x HTTP/1.1\r\nHost: h\r\n\r\n", 400, "userinfo");
+}
+
+/* Characters browsers send unescaped stay allowed. */
+static void
+test_http1_target_with_characters_browsers_send_is_accepted(void **state)
+{
+	struct recorder r;
+
+	(void)state;
+	assert_accepted_both_ways("GET /a|b/{c}?x[]=1&y=^%zz HTTP/1.1\r\nHost: h\r\n\r\n", &r);
+	assert_string_equal(r.path, "/a|b/{c}?x[]=1&y=^%zz");
+	recorder_free(&r);
+}
+
+/* RFC 9110 section 7.2: Host is uri-host [":" port]. */
+static void
+test_http1_invalid_host_values_are_400(void **state)
+{
+	static const char *const hosts[] = {
+		"a b", "a/b", "a@b", "a\tb", "a:b", "a:123456", ":80", "[::1", "[]", "[g::1]",
+		"a\"b", "a?b", "a#b", "a\\b", "\x80", "[::1]x",
+	};
+	char req[128];
+
+	(void)state;
+	for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+		snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", hosts[i]);
+		assert_refused_both_ways(req, 400, "invalid Host");
+	}
+}
+
+static void
+test_http1_valid_host_values_are_accepted(void **state)
+{
+	static const char *const hosts[] = {
+		"", "a", "a.example:8080", "a:", "127.0.0.1:80", "[::1]", "[::1]:8888",
+		"[::ffff:1.2.3.4]", "xn--bcher-kva.example", "a_b~c!$&'()*+,;=%41",
+	};
+	char req[128];
+	struct recorder r;
+
+	(void)state;
+	for (size_t i = 0; i < sizeof hosts / sizeof hosts[0]; i++) {
+		snprintf(req, sizeof req, "GET / HTTP/1.1\r\nHost: %s\r\n\r\n", hosts[i]);
+		assert_accepted_both_ways(req, &r);
+		assert_string_equal(header_list_get(&r.fields, "host"), hosts[i]);
+		recorder_free(&r);
+	}
+}
+
+/* http-parser takes any byte after the head's last CR for its LF. */
+static void
+test_http1_head_not_ended_by_crlf_is_400(void **state)
+{
+	(void)state;
+	assert_refused_both_ways("GET / HTTP/1.1\r\nHost: h\r\n\rXGET / HTTP/1.1\r\nHost: h\r\n\r\n",
+	                         400, "head not ended");
+}
+
+/* A bare LF may end head lines (RFC 9112 section 2.2 allows it). */
+static void
+test_http1_head_with_bare_lf_line_ends_is_accepted(void **state)
+{
+	struct recorder r;
+
+	(void)state;
+	assert_accepted_both_ways("GET /lf HTTP/1.1\nHost: h\n\n", &r);
+	assert_string_equal(r.path, "/lf");
+	recorder_free(&r);
+}
+
+/* A head longer than http-parser's own cap (which --max-header-bytes
+ * cannot raise) is a 431 like any head over the limit, not a 400. */
+static void
+test_http1_head_over_the_parser_cap_is_431(void **state)
+{
+	static const struct http1_limits capped = {
+		.max_uri = 8192,
+		.max_header_bytes = PTTH_MAX_HEADER_BYTES_CAP,
+		.max_header_fields = 100,
+	};
+	size_t pad = PTTH_MAX_HEADER_BYTES_CAP - 100;
+	char *req = malloc(pad + 256);
+	struct recorder r;
+	struct http1_parser *p = parser_new(&r, &capped);
+	int n;
+
+	(void)state;
+	assert_non_null(req);
+	n = snprintf(req, 128, "GET / HTTP/1.1\r\nHost: h\r\nX-Pad: ");
+	memset(req + n, 'p', pad);
+	/* Blanks before a value are not part of it, but count for http-parser. */
+	memset(req + n, ' ', 200);
+	snprintf(req + n + pad, 128, "\r\nX-More: %0100d\r\n\r\n", 0);
+	assert_int_equal(feed_str(p, req), PTTH_EPROTO);
+	assert_int_equal(http1_parser_error_status(p), 431);
+	assert_int_equal(r.heads, 0);
+	free(req);
+	parser_free(p, &r);
+}
+
+/* ---------------------------------------------------------------------
+ * Chunked framing, read strictly (RFC 9112 section 7.1): http-parser
+ * takes any byte where these CRs and LFs belong.
+ */
+
+static const char chunked_head[] = "POST / HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n";
+
+/* The head above, then body. */
+static const char *
+chunked_request(const char *body)
+{
+	static char req[512];
+
+	snprintf(req, sizeof req, "%s%s", chunked_head, body);
+	return req;
+}
+
+static void
+test_http1_loose_chunk_framing_is_400(void **state)
+{
+	static const struct {
+		const char *body, *why;
+	} cases[] = {
+		{ "5\r\nhelloXY0\r\n\r\n", "chunk data not followed by CR LF" },
+		{ "5\r\nhello\n0\r\n\r\n", "chunk data not followed by CR LF" },
+		{ "5\r\nhello\r0\r\n\r\n", "chunk data not followed by CR LF" },
+		{ "5\rXhello\r\n0\r\n\r\n", "chunk size line not ended by CR LF" },
+		{ "5\nhello\r\n0\r\n\r\n", "invalid chunk size" },
+		{ "5\r\nhello\r\n0\rX\r\n", "chunk size line not ended by CR LF" },
+		{ "5\r\nhello\r\n0\r\n\rX", "trailer line not ended by CR LF" },
+		{ "5\r\nhello\r\n0\r\nA: b\r\n\rX", "trailer line not ended by CR LF" },
+		{ "5\r\nhello\r\n0\r\nA: b\n\r\n", "trailer line not ended by CR LF" },
+	};
+
+	(void)state;
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+		assert_body_refused_both_ways(chunked_request(cases[i].body), cases[i].why);
+}
+
+/* A bare LF hidden in a chunk extension, which another reader could take
+ * for the end of the line, and extensions after a blank that are none. */
+static void
+test_http1_chunk_extensions_are_checked(void **state)
+{
+	struct recorder r;
+
+	(void)state;
+	assert_body_refused_both_ways(chunked_request("5;a\nb\r\nhello\r\n0\r\n\r\n"),
+	                              "invalid chunk extension");
+	assert_body_refused_both_ways(chunked_request("5 x\r\nhello\r\n0\r\n\r\n"),
+	                              "invalid chunk extension");
+	assert_body_refused_both_ways(chunked_request("5x\r\nhello\r\n0\r\n\r\n"),
+	                              "invalid chunk size");
+	assert_accepted_both_ways(chunked_request("5 ; a=b ;c=\"d e\"\r\nhello\r\n"
+	                                          "0;x\r\nA: b\r\nC: d\r\n\r\n"), &r);
+	assert_int_equal(r.body_len, 5);
+	assert_memory_equal(r.body, "hello", 5);
+	recorder_free(&r);
+}
+
+/* An endless chunk extension is cut off, not read for ever. */
+static void
+test_http1_chunk_size_line_over_4_kib_is_400(void **state)
+{
+	char *req = malloc(sizeof chunked_head + 8192);
+	struct recorder r;
+	struct http1_parser *p = parser_new(&r, NULL);
+
+	(void)state;
+	assert_non_null(req);
+	memcpy(req, chunked_head, sizeof chunked_head - 1);
+	memcpy(req + sizeof chunked_head - 1, "5;", 2);
+	memset(req + sizeof chunked_head + 1, 'x', 5000);
+	req[sizeof chunked_head + 1 + 5000] = '\0';
+	assert_int_equal(feed_str(p, req), PTTH_EPROTO);
+	assert_int_equal(http1_parser_error_status(p), 400);
+	assert_non_null(strstr(http1_parser_error_text(p), "too long"));
+	assert_int_equal(r.heads, 1);
+	assert_int_equal(r.ends, 0);
+	free(req);
+	parser_free(p, &r);
+}
+
+/* The body ends exactly where its framing does, so the request after it
+ * is parsed as one, in one buffer or byte by byte. */
+static void
+test_http1_pipelined_request_after_a_chunked_body_is_parsed(void **state)
+{
+	static const char two[] = "POST /1 HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked\r\n\r\n"
+	                          "3\r\nabc\r\n10\r\n0123456789abcdef\r\n0\r\nT: 1\r\n\r\n"
+	                          "GET /2 HTTP/1.1\r\nHost: h\r\n\r\n";
+	size_t first = strstr(two, "GET /2") - two;
+
+	(void)state;
+	for (int bytewise = 0; bytewise <= 1; bytewise++) {
+		struct recorder r;
+		struct http1_parser *p = parser_new(&r, NULL);
+		size_t off = 0;
+
+		while (off < first) {
+			ssize_t n = http1_parser_feed(p, two + off, bytewise ? 1 : strlen(two) - off);
+			assert_true(n > 0);
+			off += (size_t)n;
+		}
+		assert_int_equal(off, first);
+		assert_int_equal(r.ends, 1);
+		assert_int_equal(r.body_len, 19);
+		assert_memory_equal(r.body, "abc0123456789abcdef", 19);
+		assert_int_equal(feed_str(p, two + off), strlen(two + off));
+		assert_int_equal(r.heads, 2);
+		assert_string_equal(r.path, "/2");
+		parser_free(p, &r);
+	}
+}
+
 int
 main(void)
 {
@@ -1006,6 +1456,26 @@ main(void)
 		cmocka_unit_test(test_http1_absolute_form_ipv6_literal_keeps_brackets),
 		cmocka_unit_test(test_http1_absolute_form_ipv6_literal_without_port_keeps_brackets),
 		cmocka_unit_test(test_http1_absolute_form_with_query_but_no_path_gives_slash_query),
+		cmocka_unit_test(test_http1_transfer_encoding_without_chunked_last_is_400_before_on_head),
+		cmocka_unit_test(test_http1_unknown_transfer_coding_is_501_before_on_head),
+		cmocka_unit_test(test_http1_chunked_applied_twice_is_400),
+		cmocka_unit_test(test_http1_chunked_in_any_case_with_empty_elements_is_accepted),
+		cmocka_unit_test(test_http1_transfer_encoding_in_http10_turns_off_keep_alive),
+		cmocka_unit_test(test_http1_http10_keep_alive_without_transfer_encoding_is_kept),
+		cmocka_unit_test(test_http1_content_length_of_2_63_or_more_is_400),
+		cmocka_unit_test(test_http1_content_length_of_2_63_minus_1_is_accepted),
+		cmocka_unit_test(test_http1_connect_is_400_before_on_head),
+		cmocka_unit_test(test_http1_invalid_request_targets_are_400),
+		cmocka_unit_test(test_http1_target_with_characters_browsers_send_is_accepted),
+		cmocka_unit_test(test_http1_invalid_host_values_are_400),
+		cmocka_unit_test(test_http1_valid_host_values_are_accepted),
+		cmocka_unit_test(test_http1_head_not_ended_by_crlf_is_400),
+		cmocka_unit_test(test_http1_head_with_bare_lf_line_ends_is_accepted),
+		cmocka_unit_test(test_http1_head_over_the_parser_cap_is_431),
+		cmocka_unit_test(test_http1_loose_chunk_framing_is_400),
+		cmocka_unit_test(test_http1_chunk_extensions_are_checked),
+		cmocka_unit_test(test_http1_chunk_size_line_over_4_kib_is_400),
+		cmocka_unit_test(test_http1_pipelined_request_after_a_chunked_body_is_parsed),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
