@@ -33,6 +33,8 @@ enum {
 	PTTH_ESTATE = -1005,    /* call not allowed in this state */
 	PTTH_EADDR = -1006,     /* an address could not be parsed */
 	PTTH_EREFUSED = -1007,  /* the backend never processed the request; safe to retry */
+	PTTH_EAUTH = -1008,     /* the router wants a (known) token: 401 to the handshake */
+	PTTH_EFORBIDDEN = -1009, /* the token may not serve that service: 403 */
 };
 
 /* How the router picks a tunnel for each request. */

@@ -83,6 +83,8 @@ ptth_strerror(int code)
 	case PTTH_ESTATE:  return "not allowed in this state";
 	case PTTH_EADDR:   return "bad address";
 	case PTTH_EREFUSED: return "refused by the backend before processing";
+	case PTTH_EAUTH:   return "the router refused the token (401)";
+	case PTTH_EFORBIDDEN: return "the token may not serve this service (403)";
 	}
 	if (code < 0 && code > -4096)
 		return strerror(-code);
