@@ -8,7 +8,8 @@
  *          run on the library's threads.
  * Locks:   none; the settings below are written before serving starts.
  * Interface: bin/backend [--router HOST:PORT] [--tunnels N] [--no-reconnect]
- *          [--backoff-max-ms MS] [--delay-ms N] [--trace] [--quiet]
+ *          [--backoff-max-ms MS] [--service NAME] [--token-file FILE]
+ *          [--delay-ms N] [--trace] [--quiet]
  *   GET  /foo        "bar" after a 1 ms sleep, logs "handling: /foo"
  *   POST /echo       streams the request body back as it arrives
  *   GET  /bytes?n=N  streams N bytes (default 1 MiB)
@@ -17,6 +18,7 @@
  *   GET  /status?code=N answers with that status
  *   GET  /reset      resets its stream instead of answering
  *   GET  /trailers   sends a body, then a trailer field
+ *   GET  /service    the service this backend serves (--service), or "default"
  * Tutorial: "Running the demo".
  */
 #include <errno.h>
@@ -194,6 +196,21 @@ handle_trailers(struct ptth_request *req, struct ptth_response *res, void *arg)
 	ptth_response_add_trailer(res, "x-checksum", "12345");
 }
 
+static const char *served_service = "default"; /* set by --service before serving */
+
+/* GET /service: which service's backend answered, for Host routing. */
+static void
+handle_service(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	char body[300];
+	int len;
+
+	(void)arg;
+	log_handling(req);
+	len = snprintf(body, sizeof body, "%s\n", served_service);
+	ptth_response_send(res, 200, "text/plain; charset=utf-8", body, (size_t)len);
+}
+
 static void
 usage(FILE *out)
 {
@@ -203,12 +220,17 @@ usage(FILE *out)
 	        "  --tunnels N          tunnel connections held at once (default 1)\n"
 	        "  --no-reconnect       exit when the tunnel ends instead of redialling\n"
 	        "  --backoff-max-ms MS  redial waits double from 100 ms up to this (default 10000)\n"
+	        "  --service NAME       introduce each tunnel with the PTTH handshake, serving\n"
+	        "                       the service NAME (a DNS-style name; default: raw tunnels)\n"
+	        "  --token-file FILE    send the bearer token on FILE's first line in the\n"
+	        "                       handshake (never on the command line, where ps shows it)\n"
 	        "  --delay-ms N         how long GET /foo sleeps (default 1)\n"
 	        "  --trace              print every HTTP/2 frame of every tunnel on stderr\n"
 	        "  --quiet              no per-request log lines\n"
 	        "  --help               this text\n"
 	        "routes: GET /foo, POST /echo, GET /bytes?n=N, GET /headers,\n"
-	        "        GET /sleep?ms=N, GET /status?code=N, GET /reset, GET /trailers\n"
+	        "        GET /sleep?ms=N, GET /status?code=N, GET /reset, GET /trailers,\n"
+	        "        GET /service\n"
 	        "SIGINT or SIGTERM: GOAWAY, let requests in flight finish, exit 0.\n");
 }
 
@@ -226,15 +248,46 @@ parse_number(const char *flag, const char *value)
 	return n;
 }
 
+/* Reads the token from the first line of path (blanks around it
+ * dropped), or exits with status 2. The result is never freed: it lives
+ * as long as the program. */
+static const char *
+read_token_file(const char *path)
+{
+	static char token[1024];
+	FILE *f = fopen(path, "re");
+	char *start = token, *end;
+
+	if (f == NULL || fgets(token, sizeof token, f) == NULL) {
+		fprintf(stderr, "backend: --token-file %s: %s\n", path,
+		        f == NULL ? strerror(errno) : "empty");
+		exit(2);
+	}
+	fclose(f);
+	while (*start == ' ' || *start == '\t')
+		start++;
+	end = start + strlen(start);
+	while (end > start && strchr(" \t\r\n", end[-1]) != NULL)
+		*--end = '\0';
+	if (*start == '\0') {
+		fprintf(stderr, "backend: --token-file %s: no token on its first line\n", path);
+		exit(2);
+	}
+	return start;
+}
+
 static void
 parse_flags(int argc, char **argv, struct ptth_backend_options *opts)
 {
-	enum { ROUTER = 1, TUNNELS, NO_RECONNECT, BACKOFF_MAX, DELAY, TRACE, QUIET, HELP };
+	enum { ROUTER = 1, TUNNELS, NO_RECONNECT, BACKOFF_MAX, SERVICE, TOKEN_FILE, DELAY, TRACE,
+	       QUIET, HELP };
 	static const struct option longopts[] = {
 		{ "router", required_argument, NULL, ROUTER },
 		{ "tunnels", required_argument, NULL, TUNNELS },
 		{ "no-reconnect", no_argument, NULL, NO_RECONNECT },
 		{ "backoff-max-ms", required_argument, NULL, BACKOFF_MAX },
+		{ "service", required_argument, NULL, SERVICE },
+		{ "token-file", required_argument, NULL, TOKEN_FILE },
 		{ "delay-ms", required_argument, NULL, DELAY },
 		{ "trace", no_argument, NULL, TRACE },
 		{ "quiet", no_argument, NULL, QUIET },
@@ -251,6 +304,8 @@ parse_flags(int argc, char **argv, struct ptth_backend_options *opts)
 		case TUNNELS: opts->tunnels = (int)parse_number(flag, optarg); break;
 		case NO_RECONNECT: opts->reconnect = 0; break;
 		case BACKOFF_MAX: opts->backoff_max_ms = (int)parse_number(flag, optarg); break;
+		case SERVICE: opts->service = served_service = optarg; break;
+		case TOKEN_FILE: opts->token = read_token_file(optarg); break;
 		case DELAY: foo_delay_ms = parse_number(flag, optarg); break;
 		case TRACE: opts->trace = stderr; break;
 		case QUIET: verbose = 0; ptth_log_set_verbose(0); break;
@@ -280,6 +335,7 @@ mux_setup(struct ptth_mux *mux)
 	rc = rc ? rc : ptth_mux_handle(mux, "/status", handle_status, NULL);
 	rc = rc ? rc : ptth_mux_handle(mux, "/reset", handle_reset, NULL);
 	rc = rc ? rc : ptth_mux_handle(mux, "/trailers", handle_trailers, NULL);
+	rc = rc ? rc : ptth_mux_handle(mux, "/service", handle_service, NULL);
 	return rc;
 }
 
@@ -321,8 +377,20 @@ main(int argc, char **argv)
 	opts.handler = ptth_mux_serve;
 	opts.handler_arg = mux;
 	b = ptth_backend_new(&opts);
+	if (b == NULL && (opts.service != NULL || opts.token != NULL)) {
+		fprintf(stderr, "backend: --service must be a DNS-style name (a-z, 0-9, '-', '.')"
+		        " and the token a bearer token (letters, digits, -._~+/ then =)\n");
+		return 2;
+	}
 	fprintf(stderr, "Dialing the router at %s\n", opts.router_addr);
 	rc = b ? ptth_backend_start(b) : -ENOMEM;
+	if (rc == PTTH_EAUTH || rc == PTTH_EFORBIDDEN) {
+		fprintf(stderr, "backend: the router at %s refused the tunnel: %s\n",
+		        opts.router_addr, ptth_strerror(rc));
+		ptth_backend_free(b);
+		ptth_mux_free(mux);
+		return 1;
+	}
 	if (rc < 0) {
 		fprintf(stderr, "backend: cannot reach the router at %s: %s\n", opts.router_addr,
 		        ptth_strerror(rc));

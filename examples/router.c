@@ -3,11 +3,13 @@
  * examples/router.go: tunnels on :8887, HTTP on :8888.
  *
  * Owns:    one struct ptth_router.
- * Threads: main() blocks in sigwait() until SIGINT or SIGTERM; the
- *          library's threads do the work.
+ * Threads: main() blocks in sigwait() until SIGINT or SIGTERM (SIGHUP
+ *          re-reads --tunnel-tokens and waits again); the library's
+ *          threads do the work.
  * Locks:   none.
- * Interface: bin/router [--http ADDR] [--tunnels ADDR] [limits...] [--trace]
- *          [--quiet] [--help]; --help lists every flag with its default.
+ * Interface: bin/router [--http ADDR] [--tunnels ADDR] [limits...]
+ *          [--tunnel-tokens FILE] [--trace] [--quiet] [--help]; --help
+ *          lists every flag with its default.
  * Tutorial: "Running the demo".
  */
 #include <errno.h>
@@ -49,6 +51,12 @@ usage(FILE *out)
 	        "                           (default 10000)\n"
 	        "  --balance STRATEGY       random (default), round-robin or least-busy\n"
 	        "  --trace                  print every HTTP/2 frame of every tunnel on stderr\n"
+	        "  --tunnel-tokens FILE     tunnels must show a token: \"TOKEN SERVICE[,SERVICE...]\"\n"
+	        "                           per line, \"*\" for any service, # comments; re-read\n"
+	        "                           on SIGHUP (default: no tokens, any tunnel is taken)\n"
+	        "  --allow-raw-tunnels      with --tunnel-tokens, still take raw tunnels (which\n"
+	        "                           cannot show a token) into the default pool\n"
+	        "  --raw-wait-ms MS         a dialler silent this long is a raw tunnel (default 200)\n"
 	        "  --quiet                  no per-request log lines\n"
 	        "  --help                   this text\n");
 }
@@ -115,7 +123,7 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 	enum { HTTP = 1, TUNNELS, MAX_URI, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MAX_BODY,
 	       HEADER_TIMEOUT, IDLE_TIMEOUT, BODY_TIMEOUT, SEND_TIMEOUT, BACKEND_TIMEOUT,
 	       MAX_CONNS, QUEUE_SIZE, NO_FORWARDED, PING_INTERVAL, PING_TIMEOUT, DRAIN_TIMEOUT,
-	       BALANCE, TRACE, QUIET, HELP };
+	       BALANCE, TUNNEL_TOKENS, ALLOW_RAW, RAW_WAIT, TRACE, QUIET, HELP };
 	static const struct option longopts[] = {
 		{ "http", required_argument, NULL, HTTP },
 		{ "tunnels", required_argument, NULL, TUNNELS },
@@ -136,6 +144,9 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 		{ "drain-timeout-ms", required_argument, NULL, DRAIN_TIMEOUT },
 		{ "balance", required_argument, NULL, BALANCE },
 		{ "trace", no_argument, NULL, TRACE },
+		{ "tunnel-tokens", required_argument, NULL, TUNNEL_TOKENS },
+		{ "allow-raw-tunnels", no_argument, NULL, ALLOW_RAW },
+		{ "raw-wait-ms", required_argument, NULL, RAW_WAIT },
 		{ "quiet", no_argument, NULL, QUIET },
 		{ "help", no_argument, NULL, HELP },
 		{ NULL, 0, NULL, 0 },
@@ -166,6 +177,9 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 		case DRAIN_TIMEOUT: opts->drain_timeout_ms = parse_int(flag, optarg); break;
 		case BALANCE: opts->balance = parse_balance(optarg); break;
 		case TRACE: opts->trace = stderr; break;
+		case TUNNEL_TOKENS: opts->tunnel_tokens_file = optarg; break;
+		case ALLOW_RAW: opts->allow_raw_tunnels = 1; break;
+		case RAW_WAIT: opts->raw_wait_ms = parse_int(flag, optarg); break;
 		case QUIET: ptth_log_set_verbose(0); break;
 		case HELP: usage(stdout); exit(0);
 		default:
@@ -179,15 +193,22 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 	}
 }
 
-/* Blocks SIGINT and SIGTERM in every thread (the library's threads
- * inherit the mask) and waits for one of them here. */
+/* Waits here for SIGINT or SIGTERM, blocked in every thread (the
+ * library's threads inherit the mask). SIGHUP re-reads the tokens file
+ * (the library logs the outcome) and waits on. */
 static void
-wait_for_signal(sigset_t *set)
+wait_for_signal(struct ptth_router *r, sigset_t *set)
 {
 	int sig;
 
-	while (sigwait(set, &sig) != 0)
-		;
+	for (;;) {
+		while (sigwait(set, &sig) != 0)
+			;
+		if (sig != SIGHUP)
+			break;
+		if (ptth_router_reload_tokens(r) == PTTH_ESTATE)
+			fprintf(stderr, "router: SIGHUP: no --tunnel-tokens file to re-read\n");
+	}
 	fprintf(stderr, "router: %s, draining\n", strsignal(sig));
 }
 
@@ -204,12 +225,20 @@ main(int argc, char **argv)
 	sigemptyset(&set);
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	r = ptth_router_new(&opts);
 	if (r == NULL) {
 		fprintf(stderr, "router: %s\n", errno == EINVAL ? "an option is out of range"
 		                                               : "out of memory");
 		return 1;
+	}
+	/* The tokens file first, so that its error is not taken for a bind error. */
+	if (opts.tunnel_tokens_file != NULL && (rc = ptth_router_reload_tokens(r)) < 0) {
+		fprintf(stderr, "router: cannot use --tunnel-tokens %s: %s\n",
+		        opts.tunnel_tokens_file, ptth_strerror(rc));
+		ptth_router_free(r);
+		return 2;
 	}
 	rc = ptth_router_start(r);
 	if (rc < 0) {
@@ -222,7 +251,7 @@ main(int argc, char **argv)
 	printf("Listening for reverse tunnels on tcp://localhost:%d\n", tunnel_port);
 	printf("Listening for HTTP traffic on http://localhost:%d\n", http_port);
 	fflush(stdout);
-	wait_for_signal(&set);
+	wait_for_signal(r, &set);
 	ptth_router_shutdown(r);
 	ptth_router_free(r);
 	return 0;

@@ -84,6 +84,12 @@ struct ptth_router_options {
 	enum ptth_balance balance;
 	FILE *trace;             /* one line per HTTP/2 frame of every tunnel, written
 	                            by its tunnel thread (NULL: none; --trace: stderr) */
+	/* Tunnels: raw (HTTP/2 at once, the original's) or the PTTH handshake
+	 * (draft-kazuho-ptth-ptth-01), told apart by the dialler's first byte. */
+	const char *tunnel_tokens_file; /* "TOKEN SERVICE[,SERVICE...]" lines; NULL: no tokens,
+	                                   every handshake and raw tunnel is taken */
+	int allow_raw_tunnels;   /* 1: take raw tunnels even with tunnel_tokens_file */
+	int raw_wait_ms;         /* a dialler silent this long is raw (200 ms) */
 };
 
 /* The largest max_header_bytes a router takes: its HTTP/1.1 parser
@@ -119,6 +125,21 @@ int ptth_router_wait_tunnels(struct ptth_router *r, int n, int timeout_ms);
 /* Waits until at most n tunnels are live (tunnels went away) or
  * timeout_ms passes. Returns 0, or -ETIMEDOUT. Meant for tests. */
 int ptth_router_wait_tunnels_at_most(struct ptth_router *r, int n, int timeout_ms);
+
+/* The tunnels serving one service ("" for the default pool). */
+int ptth_router_service_tunnel_count(struct ptth_router *r, const char *service);
+
+/* Waits until at least n tunnels serve service ("" for the default pool)
+ * or timeout_ms passes. Returns 0, or -ETIMEDOUT. */
+int ptth_router_wait_service_tunnels(struct ptth_router *r, const char *service, int n,
+                                     int timeout_ms);
+
+/* Reads tunnel_tokens_file (again: ptth_router_start() reads it the
+ * first time, unless this was called before; bin/router calls it on
+ * SIGHUP). Tunnels already up stay up; new handshakes are checked against the new file.
+ * On error the old tokens stay in force. Returns 0, PTTH_ESTATE when the
+ * router has no tokens file, or a negative code (logged with the line). */
+int ptth_router_reload_tokens(struct ptth_router *r);
 
 /* Stops accepting, closes every tunnel and user connection and waits for
  * every thread the router started. Safe to call twice. */
@@ -230,13 +251,19 @@ struct ptth_backend_options {
 	int drain_timeout_ms;    /* ptth_backend_stop() lets streams finish this long (10 s) */
 	FILE *trace;             /* one line per HTTP/2 frame of every tunnel, written
 	                            by its tunnel thread (NULL: none; --trace: stderr) */
+	/* The PTTH handshake: when either is set, each tunnel starts with
+	 * "GET /ptth/SERVICE" (draft-kazuho-ptth-ptth-01) before HTTP/2;
+	 * when both are NULL or "", the tunnel is raw, as the original's. */
+	const char *service;     /* the service to serve, a DNS-style name (NULL: the default pool) */
+	const char *token;       /* bearer token for the router's --tunnel-tokens (NULL: none) */
 };
 
 /* Fills *opts with the defaults above (router "localhost:8887", no
  * handler). A zero left in a field also means its default. */
 void ptth_backend_options_init(struct ptth_backend_options *opts);
 
-/* Creates a backend; nothing is dialled yet. NULL when out of memory. */
+/* Creates a backend; nothing is dialled yet. NULL when out of memory,
+ * without a handler, or when service or token is malformed. */
 struct ptth_backend *ptth_backend_new(const struct ptth_backend_options *opts);
 
 /* Starts one thread per tunnel; each dials the router and serves HTTP/2
@@ -251,7 +278,8 @@ int ptth_backend_tunnel_count(struct ptth_backend *b);
 
 /* Blocks until every tunnel has ended for good (without reconnect: the
  * router closed it, or it broke). Returns 0 for a clean end, or the
- * first negative code that ended one. */
+ * first negative code that ended one (PTTH_EAUTH or PTTH_EFORBIDDEN when
+ * the router refused the handshake's token). */
 int ptth_backend_wait(struct ptth_backend *b);
 
 /* Graceful stop: each tunnel sends GOAWAY and lets the streams it took

@@ -5,7 +5,8 @@
  * with backoff when the tunnel ends, holding one or more tunnels at once.
  *
  * Owns:    the slot threads ("ptth-backend-N", one per tunnel held), the
- *          worker pool shared by all tunnels, and a copy of the options.
+ *          worker pool shared by all tunnels, and a copy of the options
+ *          (with the service name and token, if any).
  * Threads: the caller's thread runs new/start/wait/stop/free. Each slot
  *          thread dials, serves its tunnel (backend_conn.c), and redials
  *          when reconnect is on.
@@ -17,7 +18,11 @@
  *     dial must succeed (its error is returned);
  *   - ptth_backend_wait(): until every slot has ended;
  *   - ptth_backend_stop(): graceful (GOAWAY, open streams finish within
- *     drain_timeout_ms), then joins slots and handler threads.
+ *     drain_timeout_ms), then joins slots and handler threads;
+ *   - with a service or a token, every dial is followed by the PTTH
+ *     handshake (backend_dial(), backend_handshake.c); a router that
+ *     refuses the token (401, 403) will not change its mind on the next
+ *     try, so the redial waits the longest backoff at once.
  * Tutorial: "Tunnels come and go".
  */
 #include <errno.h>
@@ -28,6 +33,8 @@
 #include <unistd.h>
 
 #include "backend.h"
+#include "backend_handshake.h"
+#include "handshake.h"
 #include "lock.h"
 #include "log.h"
 #include "net.h"
@@ -71,6 +78,30 @@ backend_conf_set(struct ptth_backend *b, const struct ptth_backend_options *opts
 #undef PICK
 }
 
+/* Copies and checks the handshake's service name and token. Returns 0,
+ * -EINVAL (a malformed one) or -ENOMEM; on failure nothing is kept. */
+static int
+backend_copy_greeting(struct ptth_backend *b, const struct ptth_backend_options *opts)
+{
+	const char *service = opts->service ? opts->service : "";
+	const char *token = opts->token ? opts->token : "";
+
+	if ((service[0] && !handshake_service_valid(service, strlen(service))) ||
+	    (token[0] && !handshake_token_valid(token, strlen(token))))
+		return -EINVAL;
+	b->handshake = service[0] || token[0];
+	b->service = service[0] ? strdup(service) : NULL;
+	b->token = token[0] ? strdup(token) : NULL;
+	if ((service[0] && b->service == NULL) || (token[0] && b->token == NULL)) {
+		free(b->service);
+		free(b->token);
+		return -ENOMEM;
+	}
+	b->opts.service = b->service;
+	b->opts.token = b->token;
+	return 0;
+}
+
 struct ptth_backend *
 ptth_backend_new(const struct ptth_backend_options *opts)
 {
@@ -88,6 +119,11 @@ ptth_backend_new(const struct ptth_backend_options *opts)
 		return NULL;
 	}
 	b->opts.router_addr = b->router_addr;
+	if (backend_copy_greeting(b, opts) < 0) {
+		free(b->router_addr);
+		free(b);
+		return NULL;
+	}
 	b->first_fd = -1;
 	atomic_init(&b->stop, false);
 	mutex_init(&b->mu);
@@ -165,8 +201,46 @@ backend_serve_one(struct ptth_backend *b, int slot, int fd)
 	return rc;
 }
 
+/* Greets the router on a freshly dialled fd when the options ask for
+ * the handshake (nothing to do for a raw tunnel). On failure fd is
+ * closed and the reason logged once. Returns fd or a negative code. */
+static int
+backend_greet(struct ptth_backend *b, int fd)
+{
+	char msg[512];
+	int rc;
+
+	if (fd < 0 || !b->handshake)
+		return fd;
+	rc = backend_handshake(fd, b->router_addr, b->service, b->token,
+	                       BACKEND_HANDSHAKE_TIMEOUT_MS, msg, sizeof msg);
+	if (rc == 0)
+		return fd;
+	close(fd);
+	log_info("Handshake with %s failed: %s", b->router_addr, msg);
+	return rc;
+}
+
+/* Dials the router and greets it. Returns a tunnel-ready fd or a
+ * negative code. */
+static int
+backend_dial(struct ptth_backend *b)
+{
+	if (b->router_addr == NULL)
+		return PTTH_EADDR;
+	return backend_greet(b, net_dial(b->router_addr));
+}
+
+/* True for the codes a redial cannot fix: the router refused the token. */
+static bool
+backend_refused_for_good(int rc)
+{
+	return rc == PTTH_EAUTH || rc == PTTH_EFORBIDDEN;
+}
+
 /* A slot thread: dial, serve, and with reconnect on, dial again after
- * a backoff that starts at backoff_min_ms and doubles to backoff_max_ms. */
+ * a backoff that starts at backoff_min_ms and doubles to backoff_max_ms
+ * (straight to backoff_max_ms after a refused token). */
 static void *
 backend_slot_thread_main(void *arg)
 {
@@ -175,15 +249,20 @@ backend_slot_thread_main(void *arg)
 	unsigned int seed = (unsigned int)(time(NULL) ^ (sa.slot * 7919));
 	long backoff = b->opts.backoff_min_ms;
 	char name[32];
+	bool fresh;
 	int fd, rc;
 
 	free(arg);
 	snprintf(name, sizeof name, "ptth-backend-%d", (sa.slot + 1) % 100);
 	pthread_setname_np(pthread_self(), name);
 	fd = (sa.slot == 0) ? b->first_fd : -1;
+	fresh = fd >= 0;              /* handed over by start: use it first */
+	if (fresh && !b->first_fd_greeted)
+		fd = backend_greet(b, fd);
 	while (!atomic_load(&b->stop)) {
-		if (fd < 0)
-			fd = b->router_addr ? net_dial(b->router_addr) : PTTH_EADDR;
+		if (!fresh)
+			fd = backend_dial(b);
+		fresh = false;
 		if (fd >= 0) {
 			rc = backend_serve_one(b, sa.slot, fd);
 			fd = -1;
@@ -198,6 +277,8 @@ backend_slot_thread_main(void *arg)
 			backend_set_result(b, fd);
 			break;
 		}
+		if (backend_refused_for_good(fd))
+			backoff = b->opts.backoff_max_ms;
 		long wait = backend_backoff_next(b, &backoff, &seed);
 		log_info("Dial %s failed: %s; retrying in %ld ms", b->router_addr,
 		         ptth_strerror(fd), wait);
@@ -254,6 +335,7 @@ backend_start_fd(struct ptth_backend *b, int fd)
 		return PTTH_ESTATE;
 	}
 	b->first_fd = fd;
+	b->first_fd_greeted = false;
 	return backend_start_slots(b);
 }
 
@@ -269,11 +351,12 @@ ptth_backend_start(struct ptth_backend *b)
 	if (b->router_addr == NULL)
 		return PTTH_EADDR;
 	if (!b->opts.reconnect) {
-		fd = net_dial(b->router_addr);
+		fd = backend_dial(b);
 		if (fd < 0)
 			return fd;
 	}
 	b->first_fd = fd;
+	b->first_fd_greeted = true;
 	return backend_start_slots(b);
 }
 
@@ -344,6 +427,8 @@ ptth_backend_free(struct ptth_backend *b)
 	cond_destroy(&b->changed);
 	mutex_destroy(&b->mu);
 	free(b->router_addr);
+	free(b->service);
+	free(b->token);
 	free(b);
 }
 

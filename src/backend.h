@@ -23,6 +23,8 @@ struct ptth_backend {
 	/* Set by ptth_backend_new, read-only afterwards: */
 	struct ptth_backend_options opts;  /* defaults applied, strings copied */
 	char *router_addr;
+	char *service, *token;        /* the handshake's, or NULL (raw tunnels) */
+	bool handshake;               /* service or token set: greet before HTTP/2 */
 
 	struct workers workers;       /* handler threads, shared by every tunnel */
 	atomic_bool stop;             /* set by ptth_backend_stop; read by tunnel threads */
@@ -40,6 +42,7 @@ struct ptth_backend {
 	pthread_t slots[BACKEND_MAX_TUNNELS];
 	int slot_count;
 	int first_fd;                 /* backend_start_fd(): served by slot 0 */
+	bool first_fd_greeted;        /* first_fd went through the handshake already */
 	bool started;                 /* start/stop/free run on one thread */
 };
 

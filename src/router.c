@@ -2,15 +2,16 @@
  * router.c -- the router: two listening sockets, an accept thread for
  * each, and the bookkeeping that lets ptth_router_stop() end every thread.
  *
- * Owns:    both listening sockets, both accept threads, the pool, and the
- *          list of live user connections (not the connections themselves,
- *          which free themselves).
+ * Owns:    both listening sockets, both accept threads, the default pool
+ *          and the services' pools, the tokens file's contents, the stop
+ *          eventfd, and the list of live user connections (not the
+ *          connections themselves, which free themselves).
  * Threads: the caller's thread runs new/start/stop/free. The accept
  *          threads ("ptth-accept-http", "ptth-accept-tun") start one
  *          thread per accepted connection. Connection and tunnel threads
  *          are detached and counted in r->threads; stop waits for zero.
- * Locks:   r->mu guards threads, stopping, conns, conn_count and
- *          next_tunnel_id. Lock order: r->mu is never held while taking
+ * Locks:   r->mu guards threads, stopping, conns, conn_count,
+ *          next_tunnel_id and the tokens pointer. Lock order: r->mu is never held while taking
  *          another lock, except that user_conn_shutdown() (a bare
  *          shutdown(2)) runs under it.
  * Interface:
@@ -18,7 +19,10 @@
  *   - ptth_router_stop(): shut the listeners, join the accept threads,
  *     stop every tunnel, shut every user socket, wait for the count to
  *     drop to zero;
- *   - router_thread_begin/end() bracket every detached thread.
+ *   - router_thread_begin/end() bracket every detached thread;
+ *   - ptth_router_reload_tokens() swaps the tokens file's contents in
+ *     (SIGHUP in bin/router); router_tokens_get() lends a tunnel thread
+ *     the current ones for its handshake.
  * Tutorial: "Two ports".
  */
 #include <errno.h>
@@ -32,6 +36,7 @@
 #include "log.h"
 #include "net.h"
 #include "router.h"
+#include "tokens.h"
 #include "tunnel.h"
 #include "user_conn.h"
 
@@ -57,6 +62,9 @@ ptth_router_options_init(struct ptth_router_options *opts)
 	opts->ping_timeout_ms = 5 * 1000;
 	opts->drain_timeout_ms = 10 * 1000;
 	opts->balance = PTTH_BALANCE_RANDOM;
+	opts->tunnel_tokens_file = NULL;
+	opts->allow_raw_tunnels = 0;
+	opts->raw_wait_ms = 200;
 }
 
 /* Copies opts into r->conf, replacing zeros with defaults. */
@@ -85,6 +93,8 @@ router_conf_set(struct ptth_router *r, const struct ptth_router_options *opts)
 	c->drain_timeout_ms = PICK(drain_timeout_ms);
 	c->balance = opts->balance;
 	c->trace = opts->trace;
+	c->allow_raw = opts->allow_raw_tunnels != 0;
+	c->raw_wait_ms = PICK(raw_wait_ms);
 #undef PICK
 }
 
@@ -102,7 +112,13 @@ ptth_router_new(const struct ptth_router_options *opts)
 		return NULL;
 	r->http_addr = strdup(opts->http_addr ? opts->http_addr : "localhost:8888");
 	r->tunnel_addr = strdup(opts->tunnel_addr ? opts->tunnel_addr : "localhost:8887");
-	if (r->http_addr == NULL || r->tunnel_addr == NULL) {
+	r->tokens_path = opts->tunnel_tokens_file ? strdup(opts->tunnel_tokens_file) : NULL;
+	r->stop_fd = net_wake_fd_new();
+	if (r->http_addr == NULL || r->tunnel_addr == NULL || r->stop_fd < 0 ||
+	    (opts->tunnel_tokens_file != NULL && r->tokens_path == NULL)) {
+		if (r->stop_fd >= 0)
+			close(r->stop_fd);
+		free(r->tokens_path);
 		free(r->http_addr);
 		free(r->tunnel_addr);
 		free(r);
@@ -112,6 +128,7 @@ ptth_router_new(const struct ptth_router_options *opts)
 	atomic_init(&r->draining, false);
 	r->http_fd = r->tunnel_fd = -1;
 	pool_init(&r->pool, r->conf.balance);
+	services_init(&r->services, &r->pool, r->conf.balance);
 	mutex_init(&r->mu);
 	cond_init(&r->threads_done);
 	return r;
@@ -200,6 +217,57 @@ router_conn_idle(struct ptth_router *r, struct user_conn *c, bool idle)
 	return !atomic_load(&r->draining);
 }
 
+/* The current tokens, with a reference the caller drops (tokens_unref),
+ * or NULL when the router has no tokens file. */
+struct tokens *
+router_tokens_get(struct ptth_router *r)
+{
+	struct tokens *t;
+
+	mutex_lock(&r->mu);
+	t = r->tokens;
+	if (t != NULL)
+		tokens_ref(t);
+	mutex_unlock(&r->mu);
+	return t;
+}
+
+/* True when tunnels must show a token: a tokens file was given. */
+bool
+router_tokens_required(struct ptth_router *r)
+{
+	return r->tokens_path != NULL;
+}
+
+/* Reads the tokens file and puts it in force: handshakes from now on are
+ * checked against it, and the services it names become known (their
+ * users get "no tunnel for service" rather than the default pool).
+ * Returns 0 or a negative code; on error the old tokens stay. */
+int
+ptth_router_reload_tokens(struct ptth_router *r)
+{
+	struct tokens *t, *old;
+	char err[512];
+	int rc;
+
+	if (r->tokens_path == NULL)
+		return PTTH_ESTATE;
+	rc = tokens_load(r->tokens_path, &t, err, sizeof err);
+	if (rc < 0) {
+		log_info("Tunnel tokens not loaded: %s", err);
+		return rc;
+	}
+	mutex_lock(&r->mu);
+	old = r->tokens;
+	r->tokens = t;
+	mutex_unlock(&r->mu);
+	tokens_unref(old);
+	services_set_listed(&r->services, t);
+	log_info("Tunnel tokens loaded from %s: %zu tokens, %zu services named", r->tokens_path,
+	         tokens_count(t), tokens_service_count(t));
+	return 0;
+}
+
 /* The accept loop for one listening socket: start is user_conn_start or
  * tunnel_start. It ends when ptth_router_stop() shuts the socket down. */
 static void
@@ -254,6 +322,11 @@ ptth_router_start(struct ptth_router *r)
 
 	if (r->started)
 		return PTTH_ESTATE;
+	if (r->tokens_path != NULL && r->tokens == NULL) {
+		rc = ptth_router_reload_tokens(r);
+		if (rc < 0)
+			return rc;
+	}
 	r->tunnel_fd = net_listen(r->tunnel_addr, &r->tunnel_port);
 	if (r->tunnel_fd < 0)
 		return r->tunnel_fd;
@@ -295,30 +368,46 @@ ptth_router_ports(const struct ptth_router *r, int *http_port, int *tunnel_port)
 	return 0;
 }
 
+/* Every count below is kept by the services module, which hears of each
+ * tunnel joining or leaving a pool, the default pool included. */
 int
 ptth_router_tunnel_count(struct ptth_router *r)
 {
-	return (int)pool_count(&r->pool);
+	return (int)services_count(&r->services, NULL);
 }
 
 int
 ptth_router_wait_tunnels(struct ptth_router *r, int n, int timeout_ms)
 {
-	return pool_wait_count(&r->pool, (size_t)n, timeout_ms);
+	return services_wait(&r->services, NULL, n < 0 ? 0 : (size_t)n, true, timeout_ms);
 }
 
 int
 ptth_router_wait_tunnels_at_most(struct ptth_router *r, int n, int timeout_ms)
 {
-	return pool_wait_at_most(&r->pool, n < 0 ? 0 : (size_t)n, timeout_ms);
+	return services_wait(&r->services, NULL, n < 0 ? 0 : (size_t)n, false, timeout_ms);
 }
 
-/* Stops every tunnel listed in the pool. */
+int
+ptth_router_service_tunnel_count(struct ptth_router *r, const char *service)
+{
+	return (int)services_count(&r->services, service ? service : "");
+}
+
+int
+ptth_router_wait_service_tunnels(struct ptth_router *r, const char *service, int n,
+                                 int timeout_ms)
+{
+	return services_wait(&r->services, service ? service : "", n < 0 ? 0 : (size_t)n, true,
+	                     timeout_ms);
+}
+
+/* Stops every tunnel listed in any pool. */
 static void
 router_stop_tunnels(struct ptth_router *r)
 {
 	struct tunnel **ts;
-	size_t n = pool_snapshot(&r->pool, &ts);
+	size_t n = services_snapshot(&r->services, &ts);
 
 	for (size_t i = 0; i < n; i++) {
 		tunnel_stop(ts[i]);
@@ -351,6 +440,7 @@ ptth_router_stop(struct ptth_router *r)
 	mutex_lock(&r->mu);
 	r->stopping = true;
 	mutex_unlock(&r->mu);
+	net_wake(r->stop_fd); /* tunnels still in their handshake give up */
 	router_stop_accepting(r);
 	/* 2. End every tunnel (their requests fail with 502) and unblock
 	 *    every user thread, then wait until each counted thread is gone.
@@ -394,7 +484,11 @@ ptth_router_free(struct ptth_router *r)
 	if (r == NULL)
 		return;
 	ptth_router_stop(r);
+	services_destroy(&r->services);
 	pool_destroy(&r->pool);
+	tokens_unref(r->tokens);
+	close(r->stop_fd);
+	free(r->tokens_path);
 	cond_destroy(&r->threads_done);
 	mutex_destroy(&r->mu);
 	free(r->http_addr);

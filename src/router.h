@@ -9,6 +9,9 @@
 #include "ptth.h"
 #include "http1.h"
 #include "pool.h"
+#include "services.h"
+
+struct tokens;
 
 struct user_conn;
 
@@ -33,18 +36,24 @@ struct router_conf {
 	int drain_timeout_ms;
 	enum ptth_balance balance;
 	FILE *trace;              /* NULL: no frame trace */
+	bool allow_raw;           /* raw tunnels taken although tokens are required */
+	int raw_wait_ms;
 };
 
 struct ptth_router {
 	/* Set by ptth_router_new/start, read-only while running: */
 	char *http_addr, *tunnel_addr;
+	char *tokens_path;        /* --tunnel-tokens, or NULL */
 	struct router_conf conf;
 	int http_fd, tunnel_fd;
 	int http_port, tunnel_port;
 	pthread_t http_accept_thread, tunnel_accept_thread;
 	bool started;             /* only touched by the thread that calls start/stop */
 
-	struct pool pool;         /* live tunnels, with its own lock */
+	struct pool pool;         /* the default pool: raw tunnels and handshakes
+	                             naming no service; its own lock */
+	struct services services; /* a pool per named service; its own lock */
+	int stop_fd;              /* eventfd, written once by stop: wakes handshakes */
 
 	pthread_mutex_t mu;       /* lock order: taken alone, never nested */
 	pthread_cond_t threads_done;
@@ -56,6 +65,7 @@ struct ptth_router {
 	struct user_conn *conns;  /* live user connections, for stop */
 	int conn_count;
 	int next_tunnel_id;
+	struct tokens *tokens;    /* the tokens file's contents (a reference), or NULL */
 };
 
 bool router_is_stopping(struct ptth_router *r);
@@ -64,5 +74,7 @@ void router_thread_end(struct ptth_router *r);
 int router_conn_add(struct ptth_router *r, struct user_conn *c);
 void router_conn_remove(struct ptth_router *r, struct user_conn *c);
 bool router_conn_idle(struct ptth_router *r, struct user_conn *c, bool idle);
+struct tokens *router_tokens_get(struct ptth_router *r);
+bool router_tokens_required(struct ptth_router *r);
 
 #endif

@@ -12,7 +12,10 @@
  *          this thread never holds one while calling nghttp2.
  * Interface:
  *   - tunnel_start(): takes a freshly accepted socket, starts the thread,
- *     which adds the tunnel to the pool once its session exists;
+ *     which first tells a raw dialler from a PTTH handshake and answers
+ *     the handshake (tunnel_greet(), tunnel_handshake.c), so that a slow
+ *     dialler holds up only its own thread, then adds the tunnel to its
+ *     service's pool (or the default pool) once its session exists;
  *   - tunnel_submit(): hand a request over (fails when the queue is full
  *     or the tunnel is closing);
  *   - tunnel_stop(): ask the thread to close the tunnel and end.
@@ -29,6 +32,8 @@
  */
 #include <errno.h>
 #include <inttypes.h>
+#include <poll.h>
+#include <sys/socket.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -43,7 +48,9 @@
 #include "router.h"
 #include "session_io.h"
 #include "trace.h"
+#include "tokens.h"
 #include "tunnel.h"
+#include "tunnel_handshake.h"
 
 /* Everything the tunnel thread keeps for itself. It lives on that
  * thread's stack: no other thread can even see it. */
@@ -56,6 +63,8 @@ struct tunnel_thread {
 	bool goaway;                 /* the backend sent GOAWAY: no new streams */
 	struct exchange_batch batch; /* users to wake after this pass */
 	struct keepalive ka;
+	bool listed;                 /* in its pool, counted by the services */
+	bool handshake;              /* it came through the PTTH handshake */
 	struct exchange **kicked;    /* scratch array for inbox_take_kicked() */
 	size_t kicked_alloc;
 	uint64_t requests;
@@ -133,6 +142,31 @@ on_header_callback(nghttp2_session *session, const nghttp2_frame *frame,
 	return 0;
 }
 
+/* Lists the tunnel in its pool and counts it. Returns 0 or -ENOMEM. */
+static int
+tunnel_join_pool(struct tunnel_thread *tt)
+{
+	struct ptth_router *r = tt->t->router;
+	int rc = pool_add(tt->t->pool, tt->t);
+
+	if (rc == 0) {
+		tt->listed = true;
+		services_joined(&r->services, tt->t->service);
+	}
+	return rc;
+}
+
+/* Unlists the tunnel, once: no user picks it from now on. */
+static void
+tunnel_leave_pool(struct tunnel_thread *tt)
+{
+	if (!tt->listed)
+		return;
+	tt->listed = false;
+	pool_remove(tt->t->pool, tt->t);
+	services_left(&tt->t->router->services, tt->t->service);
+}
+
 /* The backend will take no new streams (it is stopping): leave the pool
  * at once so no user picks this tunnel, and let open streams finish.
  * nghttp2 itself closes streams above last_stream_id with REFUSED_STREAM,
@@ -143,7 +177,7 @@ tunnel_on_goaway(struct tunnel_thread *tt, const nghttp2_frame *frame)
 	if (tt->goaway)
 		return;
 	tt->goaway = true;
-	pool_remove(&tt->t->router->pool, tt->t);
+	tunnel_leave_pool(tt);
 	log_info("Tunnel draining: %s: GOAWAY (last stream %d, error %u)", tt->t->name,
 	         frame->goaway.last_stream_id, frame->goaway.error_code);
 }
@@ -480,6 +514,111 @@ tunnel_fail_all(struct tunnel_thread *tt)
 	}
 }
 
+/* After a refusal: the answer is written, so stop writing and read what
+ * the dialler still sends for up to a second (at most 64 KiB), so that
+ * closing with unread input does not reset the connection and destroy
+ * the answer before the dialler read it (RFC 9112 section 9.6). */
+static void
+tunnel_linger(int fd, int stop_fd)
+{
+	struct pollfd fds[2] = {
+		{ .fd = fd, .events = POLLIN },
+		{ .fd = stop_fd, .events = POLLIN },
+	};
+	long long deadline = now_ms() + 1000;
+	size_t drained = 0;
+	char buf[4096];
+
+	shutdown(fd, SHUT_WR);
+	while (drained < 64 * 1024 && now_ms() < deadline &&
+	       poll(fds, 2, (int)(deadline - now_ms())) > 0 && !(fds[1].revents & POLLIN)) {
+		ssize_t n = recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+		if (n <= 0 && !(n < 0 && errno == EAGAIN))
+			break;
+		drained += n > 0 ? (size_t)n : 0;
+	}
+}
+
+/* Places a tunnel whose handshake passed: the pool of the service it
+ * named (created on first use) or the default pool. Returns 0, or 503
+ * recorded in hello when no more services can be kept. */
+static int
+tunnel_place(struct tunnel *t, struct tunnel_hello *hello)
+{
+	struct ptth_router *r = t->router;
+
+	t->pool = &r->pool;
+	t->service = NULL;
+	t->service_name = "";
+	if (hello->service[0] == '\0')
+		return 0;
+	t->service = services_get(&r->services, hello->service, true);
+	if (t->service == NULL) {
+		hello->status = 503;
+		hello->why = "the router keeps no more services";
+		return 503;
+	}
+	t->pool = &t->service->pool;
+	t->service_name = t->service->name;
+	return 0;
+}
+
+/* The first thing a tunnel thread does: tell a raw dialler from a PTTH
+ * handshake (tunnel_handshake_read()), check the handshake and its token,
+ * place the tunnel (t->pool) and answer 101, or refuse. With a tokens
+ * file, raw tunnels are refused unless --allow-raw-tunnels. Returns NULL
+ * when the tunnel goes on, else why it ends (already logged, once). */
+static const char *
+tunnel_greet(struct tunnel_thread *tt)
+{
+	struct tunnel *t = tt->t;
+	struct ptth_router *r = t->router;
+	struct tunnel_handshake_conf conf = {
+		.raw_wait_ms = r->conf.raw_wait_ms,
+		.timeout_ms = r->conf.header_timeout_ms,
+		.stop_fd = r->stop_fd,
+	};
+	struct tunnel_hello hello;
+	struct tokens *tokens;
+	int rc = tunnel_handshake_read(t->fd, &conf, &hello);
+
+	if (rc < 0) {
+		if (rc != -ESHUTDOWN)
+			log_info("Tunnel refused: %s: %s before the handshake ended", t->name,
+			         rc == PTTH_ECLOSED ? "EOF" : ptth_strerror(rc));
+		return rc == -ESHUTDOWN ? "router stopping" : "gone during the handshake";
+	}
+	if (!hello.handshake) {
+		if (router_tokens_required(r) && !r->conf.allow_raw) {
+			log_info("Tunnel refused: %s: a raw tunnel, and --tunnel-tokens asks for "
+			         "the handshake (--allow-raw-tunnels takes raw ones)", t->name);
+			tunnel_linger(t->fd, r->stop_fd); /* an EOF, not a reset */
+			return "raw tunnel refused";
+		}
+		return tunnel_place(t, &hello) == 0 ? NULL : "no pool";
+	}
+	if (hello.status == 0) {
+		tokens = router_tokens_get(r);
+		tunnel_handshake_authorize(&hello, tokens);
+		tokens_unref(tokens);
+	}
+	if (hello.status == 0)
+		tunnel_place(t, &hello);
+	rc = tunnel_handshake_answer(t->fd, &hello);
+	if (hello.status != 0) {
+		log_info("Tunnel refused: %s%s%s%s: %d %s", t->name, hello.service[0] ? " (service " : "",
+		         hello.service, hello.service[0] ? ")" : "", hello.status, hello.why);
+		tunnel_linger(t->fd, r->stop_fd);
+		return "handshake refused";
+	}
+	if (rc < 0) {
+		log_info("Tunnel refused: %s: cannot send the 101: %s", t->name, ptth_strerror(rc));
+		return "gone during the handshake";
+	}
+	tt->handshake = true;
+	return NULL;
+}
+
 /* The tunnel thread. It owns the session from creation to deletion. */
 static void *
 tunnel_thread_main(void *arg)
@@ -488,6 +627,7 @@ tunnel_thread_main(void *arg)
 	struct tunnel *t = tt.t;
 	struct ptth_router *r = t->router;
 	const char *reason;
+	bool greeted;
 	char thread_name[16];
 
 	snprintf(thread_name, sizeof thread_name, "ptth-tunnel-%d", t->id);
@@ -496,27 +636,34 @@ tunnel_thread_main(void *arg)
 	session_io_init(&tt.io, t->fd);
 	trace_init(&tt.trace, r->conf.trace, t->name);
 	keepalive_init(&tt.ka, r->conf.ping_interval_ms, r->conf.ping_timeout_ms, tt.started_ms);
-	if (tunnel_session_new(&tt) < 0) {
+	reason = tunnel_greet(&tt);
+	greeted = reason == NULL;
+	if (!greeted) {
+		/* Refused, or gone before the handshake ended: logged already. */
+	} else if (tunnel_session_new(&tt) < 0) {
 		reason = "cannot create session";
-	} else if (pool_add(&r->pool, t) < 0) {
+	} else if (tunnel_join_pool(&tt) < 0) {
 		reason = "out of memory";
 	} else if (router_is_stopping(r)) {
 		/* Added after ptth_router_stop() took its snapshot of the pool. */
 		reason = "router stopping";
 	} else {
-		log_info("Tunnel added: %s", t->name);
+		log_info("Tunnel added: %s (%s%s, %s)", t->name,
+		         t->service_name[0] ? "service " : "default pool", t->service_name,
+		         tt.handshake ? "handshake" : "raw");
 		reason = tunnel_run(&tt);
 	}
-	pool_remove(&r->pool, t);
+	tunnel_leave_pool(&tt);
 	inbox_close(&t->inbox);
 	tunnel_fail_all(&tt);
 	exchange_batch_flush(&tt.batch);
 	if (tt.session != NULL)
 		nghttp2_session_del(tt.session);
 	close(t->fd);
-	log_info("Tunnel removed: %s: %s (%" PRIu64 " requests, %" PRIu64 " bytes in, %"
-	         PRIu64 " bytes out, %lld ms)", t->name, reason, tt.requests,
-	         tt.io.bytes_in, tt.io.bytes_out, now_ms() - tt.started_ms);
+	if (greeted)
+		log_info("Tunnel removed: %s: %s (%" PRIu64 " requests, %" PRIu64 " bytes in, %"
+		         PRIu64 " bytes out, %lld ms)", t->name, reason, tt.requests,
+		         tt.io.bytes_in, tt.io.bytes_out, now_ms() - tt.started_ms);
 	session_io_destroy(&tt.io);
 	free(tt.kicked);
 	tunnel_unref(t);

@@ -9,6 +9,8 @@
 
 struct ptth_router;
 struct exchange;
+struct pool;
+struct service;
 
 struct tunnel {
 	atomic_int refs;          /* pool, tunnel thread, each user mid-request */
@@ -22,6 +24,12 @@ struct tunnel {
 	char name[64];            /* the backend's address, for logs */
 	int id;                   /* 1, 2, ... in order of arrival */
 	struct inbox inbox;       /* new requests and kicks for this tunnel */
+
+	/* Set by the tunnel thread after its handshake, before the tunnel is
+	 * listed in a pool (whose lock publishes them), read-only afterwards: */
+	struct pool *pool;        /* the pool it serves: its service's, or the default */
+	struct service *service;  /* NULL for the default pool */
+	const char *service_name; /* "" for the default pool, for logs */
 };
 
 int tunnel_start(struct ptth_router *r, int fd);

@@ -20,6 +20,8 @@
  *          backend timeout), never while holding a lock.
  * Interface:
  *   - user_conn_start(): takes an accepted socket and starts the thread;
+ *   - each request goes to the pool of the service its Host names, when
+ *     that service is known, else to the default pool (user_conn_route);
  *   - every failure becomes an HTTP status with a one-line plain-text
  *     body (503 no tunnel, 502 tunnel failed, 400 bad request, ...), or,
  *     once a response has started, a cut-short body and a closed socket
@@ -41,11 +43,13 @@
 #include <unistd.h>
 
 #include "exchange.h"
+#include "handshake.h"
 #include "http1.h"
 #include "lock.h"
 #include "log.h"
 #include "net.h"
 #include "router.h"
+#include "services.h"
 #include "tunnel.h"
 #include "user_conn.h"
 
@@ -56,6 +60,9 @@
  * first byte of a request arrives, so nothing of one request (a HEAD
  * method, a status chosen, a framing) can leak into the next. */
 struct user_request {
+	struct pool *pool;         /* where it goes: its service's pool, or the default */
+	char service[HANDSHAKE_SERVICE_MAX + 1]; /* the known service its Host names, or "" */
+	char reject_buf[HANDSHAKE_SERVICE_MAX + 64]; /* a reject_text naming the service */
 	struct exchange *ex;       /* one reference, or NULL when not forwarded */
 	struct tunnel *tunnel;     /* one reference while ex is set */
 	unsigned seen_events;      /* changes of ex already looked at */
@@ -359,7 +366,7 @@ user_conn_submit(struct user_conn *c, struct exchange *ex, const struct tunnel *
 	int rc = -ENOENT;
 
 	for (int attempt = 0; attempt < 4; attempt++) {
-		struct tunnel *t = pool_pick(&c->r->pool, avoid);
+		struct tunnel *t = pool_pick(c->req.pool, avoid);
 		if (t == NULL)
 			break;
 		ex->inbox = &t->inbox;
@@ -468,6 +475,37 @@ user_conn_reject(struct user_conn *c, int status, const char *text, bool stop)
 	return stop ? -1 : 0;
 }
 
+/* Chooses the pool for a request: the service that its Host (or the
+ * authority of an absolute-form target), without port and lower-cased,
+ * names, when the router knows that service (services_route()); else the
+ * default pool, as the original had only that. */
+static void
+user_conn_route(struct user_conn *c, const struct http1_head *head)
+{
+	const char *host = head->url_host ? head->url_host
+	                                  : header_list_get(&head->fields, "host");
+	struct pool *p;
+
+	services_host_name(host, c->req.service, sizeof c->req.service);
+	p = services_route(&c->r->services, c->req.service);
+	if (p == NULL)
+		c->req.service[0] = '\0';
+	c->req.pool = p ? p : &c->r->pool;
+}
+
+/* The 503 text when no tunnel took the request (rc from user_conn_submit). */
+static const char *
+user_conn_no_tunnel_text(struct user_conn *c, int rc)
+{
+	if (rc == -EAGAIN)
+		return "every tunnel is busy";
+	if (c->req.service[0] == '\0')
+		return "Server at capacity";
+	snprintf(c->req.reject_buf, sizeof c->req.reject_buf, "no tunnel for service %s",
+	         c->req.service);
+	return c->req.reject_buf;
+}
+
 /* http1 callback: a request head is complete. Checks what the router
  * checks itself (Expect, body size), picks a tunnel and hands the
  * request over, or records what to answer instead. */
@@ -511,15 +549,16 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	ex->notify_fd = c->notify_fd;
 	c->req.seen_events = 0;
 	snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
+	user_conn_route(c, &with_authority);
 	rc = user_conn_submit(c, ex, NULL);
 	if (rc < 0) {
 		exchange_unref(ex);
 		/* Without a 100 the client may not send its body: stop and close. */
-		return user_conn_reject(c, 503, rc == -EAGAIN ? "every tunnel is busy"
-		                                              : "Server at capacity",
-		                        want_continue);
+		return user_conn_reject(c, 503, user_conn_no_tunnel_text(c, rc), want_continue);
 	}
-	log_request("Proxying %s %s to %s", head->method, head->path_and_query, c->req.tunnel->name);
+	log_request("Proxying %s %s to %s%s%s%s", head->method, head->path_and_query,
+	            c->req.tunnel->name, c->req.service[0] ? " (service " : "", c->req.service,
+	            c->req.service[0] ? ")" : "");
 	c->req.ex = ex;
 	c->req.submitted_ms = now_ms();
 	if (want_continue) {
