@@ -41,7 +41,7 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 BUILD_PACKAGES := build-essential pkg-config libnghttp2-dev \
 	libhttp-parser-dev libcurl4-openssl-dev
 UNIT_PACKAGES := libcmocka-dev
-TEST_PACKAGES := curl nghttp2-client nghttp2-server socat \
+TEST_PACKAGES := curl nghttp2-client nghttp2-server socat python3-h2 \
 	golang-go golang-golang-x-net-dev
 
 # Output directories. A sanitizer or coverage build keeps everything,

@@ -350,15 +350,18 @@ harness_backend_destroy(struct harness_backend *hb)
 static int harness_connect(int port);
 
 /* Starts a backend; with cuttable, on a socket dialled here of which a
- * dup is kept for harness_backend_cut(). */
+ * dup is kept for harness_backend_cut(); with a service or a token (may
+ * be NULL), through the PTTH handshake. *rc_out (may be NULL) gets the
+ * start's result. */
 static struct harness_backend *
-harness_backend_launch(struct harness_router *hr, const char *name, bool cuttable)
+harness_backend_launch(struct harness_router *hr, const char *name, bool cuttable,
+                       const char *service, const char *token, int *rc_out)
 {
 	struct harness_backend *hb = calloc(1, sizeof *hb);
 	struct ptth_backend_options opts = { 0 };
 	pthread_condattr_t attr;
 	char addr[64];
-	int before, fd, rc;
+	int before, fd, rc = -ENOMEM;
 
 	if (hb == NULL)
 		return NULL;
@@ -375,7 +378,10 @@ harness_backend_launch(struct harness_router *hr, const char *name, bool cuttabl
 	opts.router_addr = addr;
 	opts.handler = harness_serve;
 	opts.handler_arg = hb;
+	opts.service = service;
+	opts.token = token;
 	hb->backend = ptth_backend_new(&opts);
+	rc = -EINVAL;
 	if (hb->backend == NULL)
 		goto out_destroy;
 	before = ptth_router_tunnel_count(hr->router);
@@ -388,10 +394,16 @@ harness_backend_launch(struct harness_router *hr, const char *name, bool cuttabl
 		if (fd >= 0 && hb->cut_fd < 0)
 			close(fd);
 	}
-	if (rc < 0 || ptth_router_wait_tunnels(hr->router, before + 1, HARNESS_TIMEOUT_MS) < 0)
+	if (rc == 0)
+		rc = ptth_router_wait_tunnels(hr->router, before + 1, HARNESS_TIMEOUT_MS);
+	if (rc < 0)
 		goto out_destroy;
+	if (rc_out != NULL)
+		*rc_out = 0;
 	return hb;
 out_destroy:
+	if (rc_out != NULL)
+		*rc_out = rc;
 	harness_backend_destroy(hb);
 	return NULL;
 }
@@ -399,13 +411,20 @@ out_destroy:
 struct harness_backend *
 harness_backend_start(struct harness_router *hr, const char *name)
 {
-	return harness_backend_launch(hr, name, false);
+	return harness_backend_launch(hr, name, false, NULL, NULL, NULL);
 }
 
 struct harness_backend *
 harness_backend_start_cuttable(struct harness_router *hr, const char *name)
 {
-	return harness_backend_launch(hr, name, true);
+	return harness_backend_launch(hr, name, true, NULL, NULL, NULL);
+}
+
+struct harness_backend *
+harness_backend_start_greeting(struct harness_router *hr, const char *name,
+                               const char *service, const char *token, int *rc)
+{
+	return harness_backend_launch(hr, name, false, service, token, rc);
 }
 
 int

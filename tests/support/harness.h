@@ -86,6 +86,12 @@ struct harness_backend *harness_backend_start(struct harness_router *hr,
  * can be cut later. */
 struct harness_backend *harness_backend_start_cuttable(struct harness_router *hr,
                                                        const char *name);
+/* The same through the PTTH handshake, naming service and showing token
+ * (either may be NULL). *rc (may be NULL) gets 0, or why it failed, for
+ * instance PTTH_EAUTH or PTTH_EFORBIDDEN from a router with tokens. */
+struct harness_backend *harness_backend_start_greeting(struct harness_router *hr,
+                                                       const char *name, const char *service,
+                                                       const char *token, int *rc);
 /* Shuts the tunnel socket down both ways (shutdown(2)), as a crash or a
  * network cut would: no GOAWAY, no goodbye. Only for backends started
  * with harness_backend_start_cuttable(). Returns 0 or a negative code. */
