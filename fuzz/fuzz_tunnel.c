@@ -7,7 +7,12 @@
  * Threads: libFuzzer's thread runs each input; the router runs its own
  *          threads behind it.
  * Locks:   none of its own.
- * Interface: per input,
+ * Interface: an input whose first byte is 'G' is a PTTH handshake, the
+ *   way the router tells them apart (src/tunnel_handshake.c): it is
+ *   written whole right after connecting, the write side is shut, and
+ *   the router's answer (a refusal, or 101 then HTTP/2 spoken against
+ *   the rest of the input) is read until it closes; then steps 4 below.
+ *   Any other input is a raw tunnel; per input,
  *   1. dial the tunnel port and wait until the router lists the tunnel;
  *   2. send one user request (a small POST) on the HTTP port, and read
  *      the tunnel until the router's HEADERS frame for it arrives, so
@@ -20,7 +25,8 @@
  *      every router thread the input started has ended.
  *   Each bounded wait that runs out is a hang: abort.
  * Seeds: fuzz/corpus/fuzz_tunnel/ (responses recorded by
- *   fuzz/record_seeds.c, and a few written by hand).
+ *   fuzz/record_seeds.c, a few frame sequences written by hand, and
+ *   handshakes, hs-*, good and bad).
  */
 #include <errno.h>
 #include <poll.h>
@@ -112,11 +118,33 @@ wait_for_headers(int fd)
 	}
 }
 
+/* A handshake input: written at once, answered, closed; nothing may be
+ * left behind. */
+static void
+fuzz_tunnel_handshake(const uint8_t *data, size_t size)
+{
+	int tfd = fuzz_connect(tunnel_port);
+	int rc = fuzz_exchange(tfd, data, size, true, FUZZ_WAIT_MS, NULL);
+
+	fuzz_close(tfd);
+	if (rc < 0)
+		fuzz_die("the router kept a half-closed handshake open for %d ms", FUZZ_WAIT_MS);
+	if (fuzz_wait_tunnels_exactly(router, 0, FUZZ_WAIT_MS) < 0)
+		fuzz_die("a closed handshake tunnel stayed in a pool for %d ms", FUZZ_WAIT_MS);
+	if (fuzz_wait_router_threads(router, 0, FUZZ_WAIT_MS) < 0)
+		fuzz_die("a tunnel thread outlived its handshake by %d ms", FUZZ_WAIT_MS);
+}
+
 int
 LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-	int tfd = fuzz_connect(tunnel_port);
-	int ufd, rc;
+	int tfd, ufd, rc;
+
+	if (size > 0 && data[0] == 'G') {
+		fuzz_tunnel_handshake(data, size);
+		return 0;
+	}
+	tfd = fuzz_connect(tunnel_port);
 
 	if (fuzz_wait_tunnels_exactly(router, 1, FUZZ_WAIT_MS) < 0)
 		fuzz_die("the router did not list a new tunnel");
