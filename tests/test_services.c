@@ -253,15 +253,22 @@ test_services_tokens_missing_wrong_for_another_service_and_right(void **state)
 static void
 test_services_tokens_refuse_raw_tunnels_unless_allowed(void **state)
 {
+	static const char settings[] = { 0, 0, 0, 4, 0, 0, 0, 0, 0 };
 	struct harness_router hr;
 	struct harness_backend *hb;
-	char path[32];
+	char path[32], buf[256];
+	int fd;
 
 	(void)state;
 	write_tokens(path, "any *\n");
 	start_router(&hr, path, 0);
-	hb = harness_backend_start(&hr, "raw");
-	assert_null(hb);
+	/* A raw dialler's SETTINGS: the router closes without a word. */
+	fd = harness_dial(hr.tunnel_port);
+	assert_true(fd >= 0);
+	assert_int_equal(harness_send_all(fd, settings, sizeof settings), 0);
+	assert_int_equal(harness_recv_until_close(fd, buf, sizeof buf), 0);
+	close(fd);
+	assert_int_equal(ptth_router_tunnel_count(hr.router), 0);
 	hb = greeting_backend(&hr, "star", NULL, "any");
 	assert_pool_is(&hr, "whatever", "star", NULL);
 	harness_backend_free(hb);
@@ -315,8 +322,8 @@ test_services_reload_takes_new_tokens_and_keeps_live_tunnels(void **state)
  * Refusals on the wire.
  */
 
-/* Sends a handshake to the tunnel port and reads the router's answer
- * until it closes. */
+/* Sends a handshake to the tunnel port, then EOF, and reads the
+ * router's answer until it closes. */
 static void
 dial_and_say(const struct harness_router *hr, const char *hello, struct answer *a)
 {
@@ -325,6 +332,7 @@ dial_and_say(const struct harness_router *hr, const char *hello, struct answer *
 
 	assert_true(fd >= 0);
 	assert_int_equal(harness_send_all(fd, hello, strlen(hello)), 0);
+	shutdown(fd, SHUT_WR); /* after a 101, the EOF ends the tunnel */
 	n = harness_recv_until_close(fd, a->text, sizeof a->text);
 	close(fd);
 	assert_true(n > 12);
