@@ -549,7 +549,7 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	ex->notify_fd = c->notify_fd;
 	c->req.seen_events = 0;
 	snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
-	user_conn_route(c, &with_authority);
+	user_conn_route(c, head); /* not with_authority: no Host, default pool */
 	rc = user_conn_submit(c, ex, NULL);
 	if (rc < 0) {
 		exchange_unref(ex);
