@@ -178,8 +178,10 @@ tunnel_on_goaway(struct tunnel_thread *tt, const nghttp2_frame *frame)
 		return;
 	tt->goaway = true;
 	tunnel_leave_pool(tt);
-	log_info("Tunnel draining: %s: GOAWAY (last stream %d, error %u)", tt->t->name,
-	         frame->goaway.last_stream_id, frame->goaway.error_code);
+	log_info("Tunnel draining: %s%s%s%s: GOAWAY (last stream %d, error %u)", tt->t->name,
+	         tt->t->service ? " (service " : "", tt->t->service_name,
+	         tt->t->service ? ")" : "", frame->goaway.last_stream_id,
+	         frame->goaway.error_code);
 }
 
 /* Implements nghttp2_on_frame_recv_callback. We use it to notice the end
@@ -661,9 +663,11 @@ tunnel_thread_main(void *arg)
 		nghttp2_session_del(tt.session);
 	close(t->fd);
 	if (greeted)
-		log_info("Tunnel removed: %s: %s (%" PRIu64 " requests, %" PRIu64 " bytes in, %"
-		         PRIu64 " bytes out, %lld ms)", t->name, reason, tt.requests,
-		         tt.io.bytes_in, tt.io.bytes_out, now_ms() - tt.started_ms);
+		log_info("Tunnel removed: %s%s%s%s: %s (%" PRIu64 " requests, %" PRIu64
+		         " bytes in, %" PRIu64 " bytes out, %lld ms)", t->name,
+		         t->service ? " (service " : "", t->service_name, t->service ? ")" : "",
+		         reason, tt.requests, tt.io.bytes_in, tt.io.bytes_out,
+		         now_ms() - tt.started_ms);
 	session_io_destroy(&tt.io);
 	free(tt.kicked);
 	tunnel_unref(t);
