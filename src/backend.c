@@ -124,6 +124,14 @@ ptth_backend_new(const struct ptth_backend_options *opts)
 		free(b);
 		return NULL;
 	}
+	b->stop_fd = net_wake_fd_new();
+	if (b->stop_fd < 0) {
+		free(b->service);
+		free(b->token);
+		free(b->router_addr);
+		free(b);
+		return NULL;
+	}
 	b->first_fd = -1;
 	atomic_init(&b->stop, false);
 	mutex_init(&b->mu);
@@ -213,11 +221,12 @@ backend_greet(struct ptth_backend *b, int fd)
 	if (fd < 0 || !b->handshake)
 		return fd;
 	rc = backend_handshake(fd, b->router_addr, b->service, b->token,
-	                       BACKEND_HANDSHAKE_TIMEOUT_MS, msg, sizeof msg);
+	                       BACKEND_HANDSHAKE_TIMEOUT_MS, b->stop_fd, msg, sizeof msg);
 	if (rc == 0)
 		return fd;
 	close(fd);
-	log_info("Handshake with %s failed: %s", b->router_addr, msg);
+	if (rc != -ESHUTDOWN)
+		log_info("Handshake with %s failed: %s", b->router_addr, msg);
 	return rc;
 }
 
@@ -273,6 +282,8 @@ backend_slot_thread_main(void *arg)
 			}
 			continue;
 		}
+		if (fd == -ESHUTDOWN)
+			break;                    /* stopped in the middle of a handshake */
 		if (!b->opts.reconnect) {
 			backend_set_result(b, fd);
 			break;
@@ -396,6 +407,7 @@ ptth_backend_stop(struct ptth_backend *b)
 	struct backend_conn *live[BACKEND_MAX_TUNNELS];
 	int n = 0;
 
+	net_wake(b->stop_fd); /* a slot waiting for a handshake answer gives up */
 	mutex_lock(&b->mu);
 	b->stopping = true;
 	atomic_store(&b->stop, true);
@@ -426,6 +438,7 @@ ptth_backend_free(struct ptth_backend *b)
 	ptth_backend_stop(b);
 	cond_destroy(&b->changed);
 	mutex_destroy(&b->mu);
+	close(b->stop_fd);
 	free(b->router_addr);
 	free(b->service);
 	free(b->token);

@@ -28,6 +28,7 @@ struct ptth_backend {
 
 	struct workers workers;       /* handler threads, shared by every tunnel */
 	atomic_bool stop;             /* set by ptth_backend_stop; read by tunnel threads */
+	int stop_fd;                  /* eventfd ptth_backend_stop writes: ends handshake waits */
 
 	pthread_mutex_t mu;           /* lock order: taken alone, never nested */
 	pthread_cond_t changed;       /* stop asked, or a tunnel came or went */

@@ -130,13 +130,14 @@ backend_handshake_read_body(int fd, const char *head, size_t head_len, char *bod
 
 /* Performs the handshake on a freshly dialled socket. host goes into
  * Host; service and token may be NULL. The router must answer within
- * timeout_ms. Returns 0 (the socket now carries HTTP/2, the router's
- * preface possibly already waiting in it), or a negative code with msg
- * saying why: PTTH_EAUTH, PTTH_EFORBIDDEN, PTTH_EPROTO, -ETIMEDOUT,
+ * timeout_ms; stop_fd (-1: none) readable ends the wait. Returns 0 (the
+ * socket now carries HTTP/2, the router's preface possibly already
+ * waiting in it), or a negative code with msg saying why: PTTH_EAUTH,
+ * PTTH_EFORBIDDEN, PTTH_EPROTO, -ETIMEDOUT, -ESHUTDOWN (stop_fd),
  * PTTH_ECLOSED or -errno. */
 int
 backend_handshake(int fd, const char *host, const char *service, const char *token,
-                  int timeout_ms, char *msg, size_t msg_len)
+                  int timeout_ms, int stop_fd, char *msg, size_t msg_len)
 {
 	long long deadline = now_ms() + timeout_ms;
 	char req[1024 + HANDSHAKE_TOKEN_MAX], head[BACKEND_HANDSHAKE_HEAD_MAX];
@@ -146,7 +147,7 @@ backend_handshake(int fd, const char *host, const char *service, const char *tok
 	int rc = n < 0 ? n : net_write_all(fd, req, (size_t)n);
 
 	if (rc == 0)
-		rc = handshake_read_head(fd, head, sizeof head, deadline, -1, &len);
+		rc = handshake_read_head(fd, head, sizeof head, deadline, stop_fd, &len);
 	if (rc < 0) {
 		snprintf(msg, msg_len, "no answer to the handshake: %s", ptth_strerror(rc));
 		return rc;

@@ -12,6 +12,6 @@ int backend_handshake_format(const char *host, const char *service, const char *
 int backend_handshake_check(char *buf, size_t len, const char *body, char *msg,
                             size_t msg_len);
 int backend_handshake(int fd, const char *host, const char *service, const char *token,
-                      int timeout_ms, char *msg, size_t msg_len);
+                      int timeout_ms, int stop_fd, char *msg, size_t msg_len);
 
 #endif

@@ -487,7 +487,7 @@ backend_against(const char *answer, char *msg, size_t msg_len, char *after, size
 
 	pair(sv);
 	send_str(sv[0], answer);
-	rc = backend_handshake(sv[1], "r", "api", "tok", 2000, msg, msg_len);
+	rc = backend_handshake(sv[1], "r", "api", "tok", 2000, -1, msg, msg_len);
 	assert_true(read(sv[0], req, sizeof req) > 0); /* the request went out */
 	if (after != NULL) {
 		ssize_t n = recv(sv[1], after, cap - 1, MSG_DONTWAIT);
@@ -544,7 +544,7 @@ test_handshake_backend_gives_up_on_a_silent_router(void **state)
 
 	(void)state;
 	pair(sv);
-	assert_int_equal(backend_handshake(sv[1], "r", NULL, NULL, 100, msg, sizeof msg),
+	assert_int_equal(backend_handshake(sv[1], "r", NULL, NULL, 100, -1, msg, sizeof msg),
 	                 -ETIMEDOUT);
 	assert_true(read(sv[0], req, sizeof req) > 0);
 	close(sv[0]);

@@ -21,6 +21,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <poll.h>
@@ -402,47 +403,78 @@ test_services_slow_dialler_holds_up_no_one(void **state)
 	close(fd);
 }
 
+/* A listening socket on 127.0.0.1:0 playing the router; addr gets
+ * "127.0.0.1:PORT". Returns the socket. */
+static int
+fake_router_listen(char *addr, size_t cap)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
+	socklen_t len = sizeof sin;
+	int lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	assert_true(lfd >= 0);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
+	assert_int_equal(listen(lfd, 8), 0);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
+	snprintf(addr, cap, "127.0.0.1:%d", ntohs(sin.sin_port));
+	return lfd;
+}
+
+/* Accepts one dialler on lfd and reads its handshake. Returns the socket. */
+static int
+fake_router_accept(int lfd)
+{
+	struct pollfd p = { .fd = lfd, .events = POLLIN };
+	char buf[2048];
+	int fd;
+
+	assert_int_equal(poll(&p, 1, WAIT_MS), 1);
+	fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_true(recv(fd, buf, sizeof buf, 0) > 0);
+	return fd;
+}
+
+/* A backend for api with token "wrong", redialling addr. */
+static struct ptth_backend *
+redialling_backend(const char *addr, int backoff_max_ms)
+{
+	struct ptth_backend_options opts;
+	struct ptth_backend *b;
+
+	ptth_backend_options_init(&opts);
+	opts.router_addr = addr;
+	opts.handler = ptth_mux_serve;
+	opts.reconnect = 1;
+	opts.backoff_min_ms = 10;
+	opts.backoff_max_ms = backoff_max_ms;
+	opts.service = "api";
+	opts.token = "wrong";
+	b = ptth_backend_new(&opts);
+	assert_non_null(b);
+	assert_int_equal(ptth_backend_start(b), 0);
+	return b;
+}
+
 /* A fake router that refuses every handshake with 401: the backend,
  * redialling, waits at least half its maximum backoff at once rather
  * than starting from backoff_min_ms. */
 static void
 test_services_refused_token_backs_off_to_the_maximum(void **state)
 {
-	struct sockaddr_in sin = { .sin_family = AF_INET, .sin_addr.s_addr = htonl(0x7f000001) };
 	static const char refusal[] = "HTTP/1.1 401 Unauthorized\r\nContent-Length: 0\r\n"
 	                              "Connection: close\r\n\r\n";
-	struct ptth_backend_options opts;
 	struct ptth_backend *b;
-	socklen_t len = sizeof sin;
 	long long accepted[2];
-	char addr[64], buf[2048];
+	char addr[64];
 	int lfd, fd;
 
 	(void)state;
-	lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	assert_true(lfd >= 0);
-	assert_int_equal(bind(lfd, (struct sockaddr *)&sin, sizeof sin), 0);
-	assert_int_equal(listen(lfd, 8), 0);
-	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sin, &len), 0);
-	snprintf(addr, sizeof addr, "127.0.0.1:%d", ntohs(sin.sin_port));
-	ptth_backend_options_init(&opts);
-	opts.router_addr = addr;
-	opts.handler = ptth_mux_serve;
-	opts.reconnect = 1;
-	opts.backoff_min_ms = 10;
-	opts.backoff_max_ms = 1600;
-	opts.service = "api";
-	opts.token = "wrong";
-	b = ptth_backend_new(&opts);
-	assert_non_null(b);
-	assert_int_equal(ptth_backend_start(b), 0);
+	lfd = fake_router_listen(addr, sizeof addr);
+	b = redialling_backend(addr, 1600);
 	for (int i = 0; i < 2; i++) {
-		struct pollfd p = { .fd = lfd, .events = POLLIN };
-		assert_int_equal(poll(&p, 1, WAIT_MS), 1);
-		fd = accept(lfd, NULL, NULL);
+		fd = fake_router_accept(lfd);
 		accepted[i] = harness_now_ms();
-		assert_true(fd >= 0);
-		assert_true(recv(fd, buf, sizeof buf, 0) > 0);
 		assert_int_equal(harness_send_all(fd, refusal, sizeof refusal - 1), 0);
 		close(fd);
 	}
@@ -450,6 +482,27 @@ test_services_refused_token_backs_off_to_the_maximum(void **state)
 	close(lfd);
 	/* Without the jump, the second dial comes after 5 to 10 ms. */
 	assert_true(accepted[1] - accepted[0] >= 800 - 50);
+}
+
+/* A router that never answers the handshake: stopping the backend ends
+ * the wait at once, not after the handshake timeout (10 s). */
+static void
+test_services_backend_stop_ends_a_handshake_wait(void **state)
+{
+	struct ptth_backend *b;
+	long long start;
+	char addr[64];
+	int lfd, fd;
+
+	(void)state;
+	lfd = fake_router_listen(addr, sizeof addr);
+	b = redialling_backend(addr, 1000);
+	fd = fake_router_accept(lfd);
+	start = harness_now_ms();
+	ptth_backend_free(b);
+	assert_true(harness_now_ms() - start < 5000);
+	close(fd);
+	close(lfd);
 }
 
 /* ---------------------------------------------------------------------
@@ -506,6 +559,7 @@ main(void)
 		cmocka_unit_test(test_services_refusals_are_one_line_http11_answers_then_close),
 		cmocka_unit_test(test_services_slow_dialler_holds_up_no_one),
 		cmocka_unit_test(test_services_refused_token_backs_off_to_the_maximum),
+		cmocka_unit_test(test_services_backend_stop_ends_a_handshake_wait),
 		cmocka_unit_test(test_services_python_h2_dialler_serves_through_the_router),
 	};
 
