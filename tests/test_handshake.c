@@ -1,7 +1,8 @@
 /*
  * test_handshake.c -- unit tests for the PTTH handshake on both sides:
  * src/handshake.c (reading a head, strict parsing, service names, ALPN),
- * src/tunnel_handshake.c (raw or handshake, each refusal, the answers)
+ * src/tunnel_handshake.c (raw or handshake, each refusal, the answers;
+ * tokens.c has its own suite)
  * and src/backend_handshake.c (the request it writes, the answers it
  * accepts or refuses). Sockets are socketpairs; the only threads are the
  * tests' own, so the peer's bytes are written before the reader runs or
@@ -171,10 +172,6 @@ test_handshake_malformed_requests_are_400(void **state)
 	}
 }
 
-/* ---------------------------------------------------------------------
- * Tokens: the file and the verdicts.
- */
-
 static struct tokens *
 parse_tokens(const char *text)
 {
@@ -184,73 +181,6 @@ parse_tokens(const char *text)
 	if (tokens_parse(text, strlen(text), &t, err, sizeof err) < 0)
 		fail_msg("tokens_parse: %s", err);
 	return t;
-}
-
-static void
-test_handshake_tokens_file_lists_tokens_and_services(void **state)
-{
-	struct tokens *t = parse_tokens("# services\n\nabc api,web   # two\n"
-	                                "  def *\nghi= web\n");
-
-	(void)state;
-	assert_int_equal(tokens_count(t), 3);
-	assert_int_equal(tokens_service_count(t), 2);
-	assert_string_equal(tokens_service_at(t, 0), "api");
-	assert_string_equal(tokens_service_at(t, 1), "web");
-	assert_int_equal(tokens_check(t, "abc", "api"), TOKENS_ALLOWED);
-	assert_int_equal(tokens_check(t, "abc", "web"), TOKENS_ALLOWED);
-	assert_int_equal(tokens_check(t, "abc", "other"), TOKENS_FORBIDDEN);
-	assert_int_equal(tokens_check(t, "abc", ""), TOKENS_FORBIDDEN);
-	assert_int_equal(tokens_check(t, "def", "anything"), TOKENS_ALLOWED);
-	assert_int_equal(tokens_check(t, "def", ""), TOKENS_ALLOWED);
-	assert_int_equal(tokens_check(t, "ab", "api"), TOKENS_UNKNOWN);
-	assert_int_equal(tokens_check(t, "abcd", "api"), TOKENS_UNKNOWN);
-	assert_int_equal(tokens_check(t, "", "api"), TOKENS_UNKNOWN);
-	tokens_unref(t);
-}
-
-static void
-test_handshake_tokens_file_errors_name_the_line(void **state)
-{
-	static const char *const bad[][2] = {
-		{ "abc\n", "line 1" },
-		{ "ok api\nabc api extra\n", "line 2" },
-		{ "a\"b api\n", "bearer" },
-		{ "abc API\n", "DNS-style" },
-		{ "abc api,\n", "DNS-style" },
-		{ "abc api\nabc web\n", "twice" },
-	};
-	struct tokens *t;
-	char err[256];
-
-	(void)state;
-	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
-		assert_int_equal(tokens_parse(bad[i][0], strlen(bad[i][0]), &t, err, sizeof err),
-		                 -EINVAL);
-		assert_null(t);
-		if (strstr(err, bad[i][1]) == NULL)
-			fail_msg("case %zu: \"%s\" does not say \"%s\"", i, err, bad[i][1]);
-	}
-}
-
-static void
-test_handshake_tokens_load_reads_a_file_and_reports_a_missing_one(void **state)
-{
-	char path[] = "/tmp/ptth-tokens-XXXXXX";
-	int fd = mkstemp(path);
-	struct tokens *t;
-	char err[256];
-
-	(void)state;
-	assert_true(fd >= 0);
-	send_str(fd, "tok svc\n");
-	close(fd);
-	assert_int_equal(tokens_load(path, &t, err, sizeof err), 0);
-	assert_int_equal(tokens_check(t, "tok", "svc"), TOKENS_ALLOWED);
-	tokens_unref(t);
-	unlink(path);
-	assert_int_equal(tokens_load(path, &t, err, sizeof err), -ENOENT);
-	assert_non_null(strstr(err, path));
 }
 
 static void
@@ -560,9 +490,6 @@ main(void)
 		cmocka_unit_test(test_handshake_well_formed_request_names_service_and_token),
 		cmocka_unit_test(test_handshake_slash_and_ptth_targets_join_the_default_pool),
 		cmocka_unit_test(test_handshake_malformed_requests_are_400),
-		cmocka_unit_test(test_handshake_tokens_file_lists_tokens_and_services),
-		cmocka_unit_test(test_handshake_tokens_file_errors_name_the_line),
-		cmocka_unit_test(test_handshake_tokens_load_reads_a_file_and_reports_a_missing_one),
 		cmocka_unit_test(test_handshake_authorize_gives_401_and_403),
 		cmocka_unit_test(test_handshake_silent_dialler_is_raw_after_the_wait),
 		cmocka_unit_test(test_handshake_settings_first_is_raw_and_leaves_the_bytes),

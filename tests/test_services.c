@@ -35,6 +35,8 @@
 #include <unistd.h>
 
 #include "ptth.h"
+#include "pool.h"
+#include "services.h"
 #include "support/harness.h"
 
 extern char **environ;
@@ -138,6 +140,46 @@ assert_pool_is(const struct harness_router *hr, const char *host, const char *on
 /* ---------------------------------------------------------------------
  * Routing.
  */
+
+/* services.c alone: a Host becomes a name, and only known services
+ * (listed, or with a tunnel) get their pool. */
+static void
+test_services_host_names_and_known_services(void **state)
+{
+	struct services s;
+	struct pool fallback;
+	struct service *svc;
+	char name[300], long_host[300];
+
+	(void)state;
+	services_host_name("API.Example:8080", name, sizeof name);
+	assert_string_equal(name, "api.example");
+	services_host_name("[::1]:80", name, sizeof name);
+	assert_string_equal(name, "");
+	services_host_name(NULL, name, sizeof name);
+	assert_string_equal(name, "");
+	memset(long_host, 'a', 260);
+	long_host[260] = '\0';
+	services_host_name(long_host, name, sizeof name);
+	assert_string_equal(name, "");
+	pool_init(&fallback, PTTH_BALANCE_RANDOM);
+	services_init(&s, &fallback, PTTH_BALANCE_RANDOM);
+	svc = services_get(&s, "api", true);
+	assert_non_null(svc);
+	assert_ptr_equal(services_get(&s, "api", false), svc);
+	assert_null(services_route(&s, "api"));     /* no tunnel, not listed */
+	services_joined(&s, svc);
+	assert_ptr_equal(services_route(&s, "api"), &svc->pool);
+	assert_int_equal(services_count(&s, "api"), 1);
+	assert_int_equal(services_count(&s, NULL), 1);
+	services_left(&s, svc);
+	assert_null(services_route(&s, "api"));
+	assert_null(services_route(&s, ""));
+	assert_int_equal(services_wait(&s, NULL, 0, false, 10), 0);
+	assert_int_equal(services_wait(&s, NULL, 1, true, 10), -ETIMEDOUT);
+	services_destroy(&s);
+	pool_destroy(&fallback);
+}
 
 static void
 test_services_two_services_with_two_backends_each_are_routed_by_host(void **state)
@@ -550,6 +592,7 @@ int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_services_host_names_and_known_services),
 		cmocka_unit_test(test_services_two_services_with_two_backends_each_are_routed_by_host),
 		cmocka_unit_test(test_services_raw_and_handshake_tunnels_share_one_router),
 		cmocka_unit_test(test_services_listed_service_without_tunnel_is_503_naming_it),
