@@ -5,7 +5,9 @@
  * A router listens on two ports: user HTTP/1.1 traffic on one, reverse
  * tunnels on the other. A backend never listens: it dials the router's
  * tunnel port and then serves HTTP/2 on that connection, with the router
- * as the HTTP/2 client. Every name here starts with ptth_ or PTTH_.
+ * as the HTTP/2 client, either at once (raw, as the original) or after
+ * the PTTH handshake, which names a service and carries a token
+ * (docs/PROTOCOL.md). Every name here starts with ptth_ or PTTH_.
  *
  * Errors: functions that can fail return 0 or a negative code, either
  * -errno or one of the PTTH_E* codes below; ptth_strerror() turns any of
