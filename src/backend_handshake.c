@@ -91,7 +91,7 @@ backend_handshake_check(char *buf, size_t len, const char *body, char *msg, size
 	} else if (strcmp(h.start[1], "101") == 0) {
 		rc = backend_handshake_check_101(&h.fields, msg, msg_len);
 	} else {
-		int status = atoi(h.start[1]);
+		int status = (int)strtol(h.start[1], NULL, 10);
 		rc = status == 401 ? PTTH_EAUTH : status == 403 ? PTTH_EFORBIDDEN : PTTH_EPROTO;
 		if (body[0] != '\0')
 			snprintf(msg, msg_len, "the router refused the tunnel: %.400s", body);

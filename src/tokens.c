@@ -27,6 +27,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "ptth.h"
 #include "handshake.h"
 #include "tokens.h"
 
@@ -223,7 +224,7 @@ tokens_load(const char *path, struct tokens **out, char *err, size_t err_len)
 	*out = NULL;
 	if (f == NULL) {
 		rc = -errno;
-		snprintf(err, err_len, "%s: %s", path, strerror(-rc));
+		snprintf(err, err_len, "%s: %s", path, ptth_strerror(rc));
 		return rc;
 	}
 	text = malloc(TOKENS_FILE_MAX + 1);
@@ -231,7 +232,7 @@ tokens_load(const char *path, struct tokens **out, char *err, size_t err_len)
 	rc = text == NULL ? -ENOMEM : ferror(f) ? -EIO : len > TOKENS_FILE_MAX ? -EFBIG : 0;
 	fclose(f);
 	if (rc < 0) {
-		snprintf(err, err_len, "%s: %s", path, strerror(-rc));
+		snprintf(err, err_len, "%s: %s", path, ptth_strerror(rc));
 	} else {
 		char why[256];
 		rc = tokens_parse(text, len, out, why, sizeof why);
