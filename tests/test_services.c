@@ -177,6 +177,13 @@ test_services_host_names_and_known_services(void **state)
 	assert_null(services_route(&s, ""));
 	assert_int_equal(services_wait(&s, NULL, 0, false, 10), 0);
 	assert_int_equal(services_wait(&s, NULL, 1, true, 10), -ETIMEDOUT);
+	/* At most SERVICES_MAX pools, however many names diallers make up. */
+	for (int i = 1; i < SERVICES_MAX; i++) {
+		snprintf(name, sizeof name, "s%d", i);
+		assert_non_null(services_get(&s, name, true));
+	}
+	assert_null(services_get(&s, "one-too-many", true));
+	assert_non_null(services_get(&s, "api", true));
 	services_destroy(&s);
 	pool_destroy(&fallback);
 }
