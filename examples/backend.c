@@ -19,6 +19,9 @@
  *   GET  /reset      resets its stream instead of answering
  *   GET  /trailers   sends a body, then a trailer field
  *   GET  /service    the service this backend serves (--service), or "default"
+ *   Exit status: 0 after SIGINT/SIGTERM, or when (--no-reconnect) the
+ *   tunnel ended cleanly; 1 when the router cannot be reached or the
+ *   tunnel failed; 2 for a bad command line.
  * Tutorial: "Running the demo".
  */
 #include <errno.h>
@@ -339,14 +342,22 @@ mux_setup(struct ptth_mux *mux)
 	return rc;
 }
 
-/* Waits for the backend to end on its own (--no-reconnect and the tunnel
- * closed), then wakes main() with SIGUSR1. */
+/* What the waiter thread hands back to main(). */
+struct waiter {
+	struct ptth_backend *b;
+	int result;             /* ptth_backend_wait()'s; read after the join */
+};
+
+/* Waits for every tunnel to end for good (with --no-reconnect: the
+ * router closed it, or it failed), keeps the result, then wakes main()
+ * with SIGUSR1. After a SIGINT/SIGTERM, main()'s ptth_backend_stop()
+ * ends the tunnels and this returns too. */
 static void *
 waiter_thread_main(void *arg)
 {
-	struct ptth_backend *b = arg;
+	struct waiter *w = arg;
 
-	ptth_backend_wait(b);
+	w->result = ptth_backend_wait(w->b);
 	kill(getpid(), SIGUSR1);
 	return NULL;
 }
@@ -357,6 +368,7 @@ main(int argc, char **argv)
 	struct ptth_backend_options opts;
 	struct ptth_mux *mux = ptth_mux_new();
 	struct ptth_backend *b;
+	struct waiter w = { 0 };
 	pthread_t waiter;
 	sigset_t set;
 	int rc, sig;
@@ -398,7 +410,8 @@ main(int argc, char **argv)
 		ptth_mux_free(mux);
 		return 1;
 	}
-	if (pthread_create(&waiter, NULL, waiter_thread_main, b) != 0) {
+	w.b = b;
+	if (pthread_create(&waiter, NULL, waiter_thread_main, &w) != 0) {
 		fprintf(stderr, "backend: cannot start a thread\n");
 		return 1;
 	}
@@ -408,10 +421,12 @@ main(int argc, char **argv)
 		fprintf(stderr, "backend: %s, draining\n", strsignal(sig));
 	ptth_backend_stop(b);
 	pthread_join(waiter, NULL);
-	rc = ptth_backend_wait(b);
+	/* The waiter's result, not a second ptth_backend_wait(): once stopped,
+	 * the backend no longer counts as started and that would only say so. */
+	rc = w.result;
 	ptth_backend_free(b);
 	ptth_mux_free(mux);
-	if (sig == SIGUSR1 && rc < 0) {
+	if (rc < 0) {
 		fprintf(stderr, "backend: tunnel to %s: %s\n", opts.router_addr, ptth_strerror(rc));
 		return 1;
 	}

@@ -10,6 +10,9 @@
  * Interface: bin/router [--http ADDR] [--tunnels ADDR] [limits...]
  *          [--tunnel-tokens FILE] [--trace] [--quiet] [--help]; --help
  *          lists every flag with its default.
+ *          Prints the two "Listening" lines with the addresses bound.
+ *          Exit status: 0 after SIGINT/SIGTERM and the drain; 2 for a bad
+ *          command line or an address it cannot listen on; 1 otherwise.
  * Tutorial: "Running the demo".
  */
 #include <errno.h>
@@ -212,12 +215,29 @@ wait_for_signal(struct ptth_router *r, sigset_t *set)
 	fprintf(stderr, "router: %s, draining\n", strsignal(sig));
 }
 
+/* Formats ADDR for the "Listening" lines: its host as written, so that
+ * the defaults print the original's localhost, or 0.0.0.0 when it names
+ * none (":PORT" binds every IPv4 interface); then the port actually
+ * bound, which differs from ADDR's for port 0. */
+static void
+listen_addr_format(const char *addr, int port, char *buf, size_t size)
+{
+	const char *colon = strrchr(addr, ':');
+	int host_len = colon != NULL ? (int)(colon - addr) : 0;
+
+	if (host_len > 0)
+		snprintf(buf, size, "%.*s:%d", host_len, addr, port);
+	else
+		snprintf(buf, size, "0.0.0.0:%d", port);
+}
+
 int
 main(int argc, char **argv)
 {
 	struct ptth_router_options opts;
 	struct ptth_router *r;
 	sigset_t set;
+	char http_where[300], tunnel_where[300];
 	int rc, http_port, tunnel_port;
 
 	ptth_router_options_init(&opts);
@@ -248,8 +268,10 @@ main(int argc, char **argv)
 		return 2;
 	}
 	ptth_router_ports(r, &http_port, &tunnel_port);
-	printf("Listening for reverse tunnels on tcp://localhost:%d\n", tunnel_port);
-	printf("Listening for HTTP traffic on http://localhost:%d\n", http_port);
+	listen_addr_format(opts.tunnel_addr, tunnel_port, tunnel_where, sizeof tunnel_where);
+	listen_addr_format(opts.http_addr, http_port, http_where, sizeof http_where);
+	printf("Listening for reverse tunnels on tcp://%s\n", tunnel_where);
+	printf("Listening for HTTP traffic on http://%s\n", http_where);
 	fflush(stdout);
 	wait_for_signal(r, &set);
 	ptth_router_shutdown(r);

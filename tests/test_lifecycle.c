@@ -49,7 +49,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <sys/wait.h>
@@ -136,29 +135,6 @@ router_start_on(struct harness_router *hr, int tunnel_port,
 	if (rc < 0)
 		harness_router_free(hr);
 	return rc;
-}
-
-/* Binds a TCP socket to 127.0.0.1:0 without listening: the port stays
- * ours and every dial to it is refused until we close the socket.
- * Returns the socket (and *port) or a negative code. */
-static int
-port_reserve(int *port)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET };
-	socklen_t len = sizeof sa;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
-	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
-		int rc = -errno;
-		close(fd);
-		return rc;
-	}
-	*port = ntohs(sa.sin_port);
-	return fd;
 }
 
 /* ---------------------------------------------------------------------
@@ -527,159 +503,6 @@ spawn_backend(int tunnel_port, const char *extra, const char *extra_value)
 	return harness_spawn("backend", args);
 }
 
-/* Like harness_spawn(), with the child's child_fd (STDOUT_FILENO or
- * STDERR_FILENO) on a pipe whose read end is stored in *out_fd. Returns
- * the pid or a negative code. */
-static pid_t
-spawn_piped(const char *prog, const char *const args[], int child_fd, int *out_fd)
-{
-	const char *dir = getenv("PTTH_BIN_DIR");
-	char path[4096];
-	const char *argv[32];
-	size_t argc = 0;
-	int fds[2];
-	pid_t pid, parent;
-
-	snprintf(path, sizeof path, "%s/%s", dir != NULL && dir[0] != '\0' ? dir : "bin", prog);
-	argv[argc++] = path;
-	for (size_t i = 0; args[i] != NULL && argc + 1 < sizeof argv / sizeof argv[0]; i++)
-		argv[argc++] = args[i];
-	argv[argc] = NULL;
-	if (access(path, X_OK) < 0 || pipe2(fds, O_CLOEXEC) < 0)
-		return -errno;
-	parent = getpid();
-	pid = fork();
-	if (pid < 0) {
-		int rc = -errno;
-		close(fds[0]);
-		close(fds[1]);
-		return rc;
-	}
-	if (pid == 0) {
-		/* Only async-signal-safe calls between fork and exec. */
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent ||
-		    dup2(fds[1], child_fd) < 0)
-			_exit(127);
-		execv(path, (char *const *)argv);
-		_exit(127);
-	}
-	close(fds[1]);
-	*out_fd = fds[0];
-	return pid;
-}
-
-/* Reads from fd into buf (cap bytes, kept NUL-terminated) until it
- * holds count copies of needle. Returns 0 or a negative code (-ETIMEDOUT,
- * -ENOBUFS when buf is full first, -EPIPE when the writer is gone). */
-static int
-read_until(int fd, char *buf, size_t cap, const char *needle, int count, int timeout_ms)
-{
-	long long deadline = harness_now_ms() + timeout_ms;
-	size_t len = 0;
-
-	buf[0] = '\0';
-	for (;;) {
-		int seen = 0;
-		for (const char *p = strstr(buf, needle); p != NULL; p = strstr(p + 1, needle))
-			seen++;
-		if (seen >= count)
-			return 0;
-		if (len + 1 >= cap)
-			return -ENOBUFS;
-		long long left = deadline - harness_now_ms();
-		struct pollfd pfd = { .fd = fd, .events = POLLIN };
-		int rc = left > 0 ? poll(&pfd, 1, (int)left) : 0;
-		if (rc < 0 && errno == EINTR)
-			continue;
-		if (rc <= 0)
-			return rc < 0 ? -errno : -ETIMEDOUT;
-		ssize_t n = read(fd, buf + len, cap - 1 - len);
-		if (n <= 0)
-			return n < 0 ? -errno : -EPIPE;
-		len += (size_t)n;
-		buf[len] = '\0';
-	}
-}
-
-/* Reads bin/router's two "Listening ..." lines from fd and the ports
- * they name. Returns 0 or a negative code. */
-static int
-read_router_ports(int fd, int *http_port, int *tunnel_port, int timeout_ms)
-{
-	static const char tcp[] = "tcp://localhost:", http[] = "http://localhost:";
-	char buf[1024];
-	int rc = read_until(fd, buf, sizeof buf, "\n", 2, timeout_ms);
-	const char *t = strstr(buf, tcp), *h = strstr(buf, http);
-
-	if (rc < 0)
-		return rc;
-	if (t == NULL || h == NULL)
-		return -EPROTO;
-	*tunnel_port = atoi(t + strlen(tcp));
-	*http_port = atoi(h + strlen(http));
-	return 0;
-}
-
-/* A thread that reaps one child, so the test thread can wait for the
- * exit with a timeout on a condition variable. */
-struct reaper {
-	pid_t pid;
-	pthread_mutex_t mu;
-	pthread_cond_t done;
-	/* guarded by mu: */
-	bool exited;
-	int status;
-};
-
-static void *
-reaper_thread_main(void *arg)
-{
-	struct reaper *rp = arg;
-	int status = 0;
-
-	while (waitpid(rp->pid, &status, 0) < 0 && errno == EINTR)
-		;
-	pthread_mutex_lock(&rp->mu);
-	rp->exited = true;
-	rp->status = status;
-	pthread_cond_broadcast(&rp->done);
-	pthread_mutex_unlock(&rp->mu);
-	return NULL;
-}
-
-/* Waits up to timeout_ms for pid to exit and reaps it. A child still
- * running then is killed (and reaped). Returns 0 with its wait status
- * in *status, -ETIMEDOUT, or another negative code. */
-static int
-process_wait(pid_t pid, int timeout_ms, int *status)
-{
-	struct reaper rp = { .pid = pid };
-	struct timespec deadline = deadline_in(timeout_ms);
-	pthread_t thread;
-	bool exited;
-	int rc;
-
-	pthread_mutex_init(&rp.mu, NULL);
-	cond_init_monotonic(&rp.done);
-	rc = pthread_create(&thread, NULL, reaper_thread_main, &rp);
-	if (rc != 0) {
-		harness_kill(pid, SIGKILL);
-		return -rc;
-	}
-	pthread_mutex_lock(&rp.mu);
-	while (!rp.exited && pthread_cond_timedwait(&rp.done, &rp.mu, &deadline) == 0)
-		;
-	exited = rp.exited;
-	pthread_mutex_unlock(&rp.mu);
-	if (!exited)
-		kill(pid, SIGKILL); /* the reaper then returns */
-	pthread_join(thread, NULL);
-	*status = rp.status;
-	pthread_cond_destroy(&rp.done);
-	pthread_mutex_destroy(&rp.mu);
-	return exited ? 0 : -ETIMEDOUT;
-}
-
 /* Sends SIGTERM and waits for the exit. Returns true when the process
  * exited with status 0 in time; *what describes the outcome. */
 static bool
@@ -693,15 +516,8 @@ terminate_cleanly(pid_t pid, char *what, size_t size)
 		harness_kill(pid, SIGKILL);
 		return false;
 	}
-	rc = process_wait(pid, EXIT_WAIT_MS, &status);
-	if (rc < 0)
-		snprintf(what, size, "no exit within %d ms", EXIT_WAIT_MS);
-	else if (WIFEXITED(status))
-		snprintf(what, size, "exit status %d", WEXITSTATUS(status));
-	else if (WIFSIGNALED(status))
-		snprintf(what, size, "killed by signal %d", WTERMSIG(status));
-	else
-		snprintf(what, size, "wait status %#x", status);
+	rc = harness_wait_exit(pid, EXIT_WAIT_MS, &status);
+	harness_describe_exit(rc, status, what, size);
 	return rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
@@ -1617,9 +1433,12 @@ test_lifecycle_router_and_backend_exit_0_on_sigterm(void **state)
 	int out_fd = -1, ports, ready = -1;
 
 	(void)state;
-	pid_t router = spawn_piped("router", router_args, STDOUT_FILENO, &out_fd);
+	struct harness_listening lines = { 0 };
+	pid_t router = harness_spawn_piped("router", router_args, &out_fd, NULL);
 	assert_true(router > 0);
-	ports = read_router_ports(out_fd, &hr.http_port, &hr.tunnel_port, WAIT_MS);
+	ports = harness_read_listening(out_fd, &lines, WAIT_MS);
+	hr.http_port = lines.http_port;
+	hr.tunnel_port = lines.tunnel_port;
 	if (ports == 0) {
 		b1 = spawn_backend(hr.tunnel_port, NULL, NULL);
 		b2 = spawn_backend(hr.tunnel_port, NULL, NULL);
@@ -1665,16 +1484,16 @@ test_lifecycle_backend_started_before_router_connects_when_it_appears(void **sta
 	bool served = false, ended_ok = false;
 
 	(void)state;
-	reserved = port_reserve(&port);
+	reserved = harness_port_reserve(&port);
 	assert_true(reserved >= 0);
 	snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
 	/* Not quiet: its log on stderr tells when it has dialled in vain. */
-	pid_t pid = spawn_piped("backend", args, STDERR_FILENO, &err_fd);
+	pid_t pid = harness_spawn_piped("backend", args, NULL, &err_fd);
 	if (pid < 0)
 		close(reserved);
 	assert_true(pid > 0);
 	snprintf(needle, sizeof needle, "Dial %s failed", addr);
-	dials = read_until(err_fd, log, sizeof log, needle, 2, WAIT_MS);
+	dials = harness_read_until(err_fd, log, sizeof log, needle, 2, WAIT_MS);
 	int status = 0;
 	if (dials == 0)
 		waited = waitpid(pid, &status, WNOHANG); /* 0: still running, waiting */

@@ -19,7 +19,9 @@
  *   - http_get() / http_post() and the http_client_* forms for keep-alive:
  *     libcurl with CURLOPT_TIMEOUT, bodies kept in a buffer or discarded;
  *   - harness_dial() and friends for raw HTTP/1.x bytes;
- *   - harness_spawn() / harness_kill() for bin/ programs;
+ *   - harness_spawn() / harness_spawn_piped() / harness_kill() /
+ *     harness_wait_exit() for bin/ programs, harness_read_until() and
+ *     harness_read_listening() for what they print;
  *   - harness_memory() for RSS bounds.
  * Tutorial: none; this is test support code.
  */
@@ -27,6 +29,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -741,13 +744,26 @@ harness_tcp_count(int remote_port)
  * Processes and memory.
  */
 
+/* Closes both ends of each pipe in fds[n][2] that is open. */
+static void
+pipes_close(int fds[][2], int n)
+{
+	for (int i = 0; i < n; i++) {
+		if (fds[i][0] >= 0)
+			close(fds[i][0]);
+		if (fds[i][1] >= 0)
+			close(fds[i][1]);
+	}
+}
+
 pid_t
-harness_spawn(const char *prog, const char *const args[])
+harness_spawn_piped(const char *prog, const char *const args[], int *out_fd, int *err_fd)
 {
 	const char *dir = getenv("PTTH_BIN_DIR");
 	char path[4096];
 	const char *argv[32];
 	size_t argc = 0;
+	int fds[2][2] = { { -1, -1 }, { -1, -1 } }; /* stdout, stderr */
 	pid_t pid, parent;
 
 	snprintf(path, sizeof path, "%s/%s", dir != NULL && dir[0] != '\0' ? dir : "bin", prog);
@@ -758,22 +774,46 @@ harness_spawn(const char *prog, const char *const args[])
 		argv[argc++] = args[i];
 	}
 	argv[argc] = NULL;
-	if (access(path, X_OK) < 0)
-		return -errno;
+	if (access(path, X_OK) < 0 || (out_fd != NULL && pipe2(fds[0], O_CLOEXEC) < 0) ||
+	    (err_fd != NULL && pipe2(fds[1], O_CLOEXEC) < 0)) {
+		int rc = -errno;
+		pipes_close(fds, 2);
+		return rc;
+	}
 	/* Everything is prepared before fork: the child of a threaded process
 	 * may only call async-signal-safe functions before exec. */
 	parent = getpid();
 	pid = fork();
-	if (pid < 0)
-		return -errno;
+	if (pid < 0) {
+		int rc = -errno;
+		pipes_close(fds, 2);
+		return rc;
+	}
 	if (pid == 0) {
-		/* Die with the test: bin/backend redials forever otherwise. */
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent)
+		/* Die with the test: bin/backend redials forever otherwise.
+		 * dup2() clears close-on-exec on the copies it makes. */
+		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent ||
+		    (fds[0][1] >= 0 && dup2(fds[0][1], STDOUT_FILENO) < 0) ||
+		    (fds[1][1] >= 0 && dup2(fds[1][1], STDERR_FILENO) < 0))
 			_exit(127);
 		execv(path, (char *const *)argv);
 		_exit(127);
 	}
+	if (out_fd != NULL) {
+		*out_fd = fds[0][0];
+		close(fds[0][1]);
+	}
+	if (err_fd != NULL) {
+		*err_fd = fds[1][0];
+		close(fds[1][1]);
+	}
 	return pid;
+}
+
+pid_t
+harness_spawn(const char *prog, const char *const args[])
+{
+	return harness_spawn_piped(prog, args, NULL, NULL);
 }
 
 int
@@ -788,6 +828,176 @@ harness_kill(pid_t pid, int sig)
 			return -errno;
 	}
 	return status;
+}
+
+/* A thread that reaps one child, so that harness_wait_exit() can wait
+ * for the exit with a timeout on a condition variable. (pidfd_open()
+ * would do without a thread, but valgrind 3.19 does not know it.) */
+struct reaper {
+	pid_t pid;
+	pthread_mutex_t mu;
+	pthread_cond_t done;
+	/* guarded by mu: */
+	bool exited;
+	int status;
+};
+
+static void *
+reaper_thread_main(void *arg)
+{
+	struct reaper *rp = arg;
+	int status = 0;
+
+	while (waitpid(rp->pid, &status, 0) < 0 && errno == EINTR)
+		;
+	pthread_mutex_lock(&rp->mu);
+	rp->exited = true;
+	rp->status = status;
+	pthread_cond_broadcast(&rp->done);
+	pthread_mutex_unlock(&rp->mu);
+	return NULL;
+}
+
+int
+harness_wait_exit(pid_t pid, int timeout_ms, int *status)
+{
+	struct reaper rp = { .pid = pid };
+	struct timespec deadline = harness_deadline(timeout_ms);
+	pthread_condattr_t attr;
+	pthread_t thread;
+	bool exited;
+	int rc;
+
+	pthread_mutex_init(&rp.mu, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&rp.done, &attr);
+	pthread_condattr_destroy(&attr);
+	rc = pthread_create(&thread, NULL, reaper_thread_main, &rp);
+	if (rc != 0) {
+		harness_kill(pid, SIGKILL);
+		rc = -rc;
+		goto out_destroy;
+	}
+	pthread_mutex_lock(&rp.mu);
+	while (!rp.exited && pthread_cond_timedwait(&rp.done, &rp.mu, &deadline) == 0)
+		;
+	exited = rp.exited;
+	pthread_mutex_unlock(&rp.mu);
+	if (!exited)
+		kill(pid, SIGKILL); /* the reaper then returns */
+	pthread_join(thread, NULL);
+	*status = rp.status;
+	rc = exited ? 0 : -ETIMEDOUT;
+out_destroy:
+	pthread_cond_destroy(&rp.done);
+	pthread_mutex_destroy(&rp.mu);
+	return rc;
+}
+
+void
+harness_describe_exit(int rc, int status, char *buf, size_t size)
+{
+	if (rc == -ETIMEDOUT)
+		snprintf(buf, size, "no exit in time");
+	else if (rc < 0)
+		snprintf(buf, size, "wait failed: %s", strerror(-rc));
+	else if (WIFEXITED(status))
+		snprintf(buf, size, "exit status %d", WEXITSTATUS(status));
+	else if (WIFSIGNALED(status))
+		snprintf(buf, size, "killed by signal %d", WTERMSIG(status));
+	else
+		snprintf(buf, size, "wait status %#x", status);
+}
+
+int
+harness_read_until(int fd, char *buf, size_t cap, const char *needle, int count,
+                   int timeout_ms)
+{
+	long long deadline = harness_now_ms() + timeout_ms;
+	size_t len = 0;
+
+	buf[0] = '\0';
+	for (;;) {
+		int seen = 0;
+		for (const char *p = needle ? strstr(buf, needle) : NULL; p != NULL;
+		     p = strstr(p + 1, needle))
+			seen++;
+		if (needle != NULL && seen >= count)
+			return 0;
+		if (len + 1 >= cap)
+			return -ENOBUFS;
+		long long left = deadline - harness_now_ms();
+		struct pollfd pfd = { .fd = fd, .events = POLLIN };
+		int rc = left > 0 ? poll(&pfd, 1, (int)left) : 0;
+		if (rc < 0 && errno == EINTR)
+			continue;
+		if (rc <= 0)
+			return rc < 0 ? -errno : -ETIMEDOUT;
+		ssize_t n = read(fd, buf + len, cap - 1 - len);
+		if (n == 0 && needle == NULL)
+			return 0;
+		if (n <= 0)
+			return n < 0 ? -errno : -EPIPE;
+		len += (size_t)n;
+		buf[len] = '\0';
+	}
+}
+
+/* Parses "...SCHEME://HOST:PORT\n" where prefix ends in "://": copies
+ * HOST:PORT into addr (without the line end) and returns PORT, or -1. */
+static int
+listening_addr_parse(const char *text, const char *prefix, char *addr, size_t size)
+{
+	const char *p = strstr(text, prefix), *end, *colon;
+
+	if (p == NULL)
+		return -1;
+	p += strlen(prefix);
+	end = strchr(p, '\n');
+	if (end == NULL || (size_t)(end - p) >= size)
+		return -1;
+	memcpy(addr, p, (size_t)(end - p));
+	addr[end - p] = '\0';
+	colon = strrchr(addr, ':');
+	return colon != NULL ? atoi(colon + 1) : -1;
+}
+
+int
+harness_read_listening(int fd, struct harness_listening *out, int timeout_ms)
+{
+	char buf[1024];
+	int rc = harness_read_until(fd, buf, sizeof buf, "\n", 2, timeout_ms);
+
+	if (rc < 0)
+		return rc;
+	out->tunnel_port = listening_addr_parse(buf, "reverse tunnels on tcp://",
+	                                        out->tunnel_addr, sizeof out->tunnel_addr);
+	out->http_port = listening_addr_parse(buf, "HTTP traffic on http://", out->http_addr,
+	                                      sizeof out->http_addr);
+	if (out->tunnel_port <= 0 || out->http_port <= 0)
+		return -EPROTO;
+	return 0;
+}
+
+int
+harness_port_reserve(int *port)
+{
+	struct sockaddr_in sa = { .sin_family = AF_INET };
+	socklen_t len = sizeof sa;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+
+	if (fd < 0)
+		return -errno;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	*port = ntohs(sa.sin_port);
+	return fd;
 }
 
 int

@@ -163,9 +163,42 @@ int harness_tcp_count(int remote_port);
  * args (not counting argv[0]). The child is killed (PR_SET_PDEATHSIG)
  * if this process dies first. Returns the pid or a negative code. */
 pid_t harness_spawn(const char *prog, const char *const args[]);
+/* The same, with the child's stdout on a pipe whose read end is stored in
+ * *out_fd, and its stderr in *err_fd; a NULL pointer leaves that stream
+ * as the suite's. The caller closes the fds. */
+pid_t harness_spawn_piped(const char *prog, const char *const args[], int *out_fd,
+                          int *err_fd);
 /* Sends sig (one that ends the process) and reaps the child. Returns
  * its wait status or a negative code. */
 int harness_kill(pid_t pid, int sig);
+/* Waits up to timeout_ms for pid to exit and reaps it; one still running
+ * then is killed (SIGKILL) and reaped. Returns 0 with the wait status in
+ * *status, -ETIMEDOUT, or another negative code. */
+int harness_wait_exit(pid_t pid, int timeout_ms, int *status);
+/* Describes what harness_wait_exit() returned ("exit status 0", "killed
+ * by signal 9", "no exit in time") in buf. */
+void harness_describe_exit(int rc, int status, char *buf, size_t size);
+/* Reads from fd into buf (cap bytes, kept NUL-terminated) until it holds
+ * count copies of needle, or with needle NULL until end of file. Returns 0
+ * or a negative code (-ETIMEDOUT, -ENOBUFS when buf is full first, -EPIPE
+ * when the writer is gone before the needles came). */
+int harness_read_until(int fd, char *buf, size_t cap, const char *needle, int count,
+                       int timeout_ms);
+
+/* What bin/router's two "Listening ..." lines say. */
+struct harness_listening {
+	char tunnel_addr[128];    /* "HOST:PORT" from tcp://HOST:PORT */
+	char http_addr[128];      /* "HOST:PORT" from http://HOST:PORT */
+	int tunnel_port;
+	int http_port;
+};
+/* Reads the two lines from fd (bin/router's stdout). Returns 0 or a
+ * negative code (-EPROTO when they do not say what is expected). */
+int harness_read_listening(int fd, struct harness_listening *out, int timeout_ms);
+/* Binds a socket to 127.0.0.1:0 without listening: the port stays ours
+ * and every dial to it is refused until the socket is closed. Returns
+ * the socket (and *port) or a negative code. */
+int harness_port_reserve(int *port);
 
 /* Reads VmRSS and VmHWM (KiB) from /proc/self/status; either pointer
  * may be NULL. Returns 0 or a negative code. */
