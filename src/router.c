@@ -288,7 +288,8 @@ router_accept_loop(struct ptth_router *r, int lfd, int (*start)(struct ptth_rout
 			return; /* EINVAL: shut down by ptth_router_stop() */
 		}
 		int rc = start(r, fd);
-		if (rc < 0 && rc != -ESHUTDOWN && rc != -EMFILE)
+		/* -ECONNREFUSED: user_conn_start() answered 503 and logged it. */
+		if (rc < 0 && rc != -ESHUTDOWN && rc != -ECONNREFUSED)
 			log_info("cannot serve %s connection: %s", what, ptth_strerror(rc));
 	}
 }

@@ -20,6 +20,8 @@
  *          backend timeout), never while holding a lock.
  * Interface:
  *   - user_conn_start(): takes an accepted socket and starts the thread;
+ *     a connection that gets none (--max-conns, or no thread to be had)
+ *     is answered 503 on the accept thread (user_conn_refuse);
  *   - each request goes to the pool of the service its Host names, when
  *     that service is known, else to the default pool (user_conn_route);
  *   - every failure becomes an HTTP status with a one-line plain-text
@@ -54,6 +56,8 @@
 #include "user_conn.h"
 
 #define USER_OUT_SIZE (64 * 1024)
+/* The longest the accept thread blocks writing a 503 (user_conn_refuse). */
+#define USER_REFUSE_SEND_MS 200
 
 /* One request and its response: everything that must start afresh with
  * every request. user_request_begin() clears it, in one place, when the
@@ -945,8 +949,33 @@ user_conn_thread_main(void *arg)
 	return NULL;
 }
 
+/* Answers 503 and the text on a connection that gets no thread of its
+ * own; the caller closes it. This runs on the accept thread, which must
+ * not wait on a user: the answer is short and fixed, small enough for a
+ * new socket's send buffer, and the send timeout bounds the rest (a peer
+ * that advertises no room). Logs the refusal once, with cause when it is
+ * not NULL. */
+static void
+user_conn_refuse(struct user_conn *c, const char *text, const char *cause)
+{
+	char answer[512];
+	int len = snprintf(answer, sizeof answer,
+	                   "HTTP/1.1 503 Service Unavailable\r\n"
+	                   "Content-Type: text/plain; charset=utf-8\r\n"
+	                   "Content-Length: %zu\r\nRetry-After: 1\r\nConnection: close\r\n\r\n%s\n",
+	                   strlen(text) + 1, text);
+
+	log_info("%s: %s%s%s", c->peer, text, cause ? ": " : "", cause ? cause : "");
+	net_set_send_timeout(c->fd, USER_REFUSE_SEND_MS);
+	if (len > 0 && (size_t)len < sizeof answer)
+		net_write_all(c->fd, answer, (size_t)len); /* best effort: closed next */
+}
+
 /* Takes ownership of fd (an accepted user connection) and starts its
- * thread. On failure fd is closed. Returns 0 or a negative code. */
+ * thread. On failure fd is closed. Returns 0; -ECONNREFUSED once the
+ * user has been answered 503 (too many connections, or no thread could
+ * be started) and the refusal logged; or another negative code (closed
+ * without an answer). */
 int
 user_conn_start(struct ptth_router *r, int fd)
 {
@@ -974,16 +1003,20 @@ user_conn_start(struct ptth_router *r, int fd)
 		goto out_free;
 	rc = router_conn_add(r, c);
 	if (rc == -EMFILE) {
-		c->req.keep_alive = false;
-		log_info("%s: 503 too many user connections", c->peer);
-		user_conn_send_simple(c, 503, "Retry-After: 1", "503 too many user connections");
+		user_conn_refuse(c, "503 too many user connections", NULL);
+		rc = -ECONNREFUSED;
 	}
 	if (rc < 0)
 		goto out_free;
 	rc = -pthread_create(&thread, NULL, user_conn_thread_main, c);
 	if (rc < 0) {
+		/* Out of threads or address space: a 503 rather than a bare
+		 * close, so the user knows to come back. */
 		router_conn_remove(r, c);
 		router_thread_end(r);
+		user_conn_refuse(c, "503 Service Unavailable: no thread for the connection",
+		                 ptth_strerror(rc));
+		rc = -ECONNREFUSED;
 		goto out_free;
 	}
 	pthread_detach(thread);
