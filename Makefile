@@ -12,6 +12,7 @@
 #   make coverage        line and branch coverage of src/ (build/coverage/)
 #   make lint            cppcheck and clang-tidy over src/ and include/
 #   make bench           benchmarks next to nghttpx -> nghttpd (bench/results/)
+#   make attack          availability under three attacks (docs/HARDENING.md)
 #   make demo            router, backend and user talking on localhost
 #   make install         PREFIX=/usr/local, DESTDIR honoured
 #   make clean           back to the tree as cloned
@@ -131,7 +132,8 @@ wrap_flags = $(addprefix -Wl$(comma)--wrap=,\
 
 .PHONY: all lib examples tests test unit unit-deps asan-test tsan-test valgrind-test demo \
 	install uninstall clean build-deps test-deps valgrind-deps FORCE \
-	fuzz fuzz-smoke fuzz-seeds fuzz-deps coverage coverage-deps lint lint-deps
+	fuzz fuzz-smoke fuzz-seeds fuzz-deps coverage coverage-deps lint lint-deps \
+	bench bench-deps attack
 
 all: lib examples
 
@@ -272,6 +274,20 @@ bench-deps: | build-deps
 bench: all | bench-deps
 	@test -z '$(SAN)' || { echo 'bench: run it without SAN=' >&2; exit 1; }
 	@bash bench/run.sh $(BIN)
+
+# Availability under attack: bench/attack.sh runs fresh routers, with the
+# flags it names, against never-reading users, slow uploaders and
+# slowloris, each beside a trickle of ordinary requests; build/bench/attack
+# (bench/attack.c) plays every user. Results in build/attack/results.md,
+# see docs/HARDENING.md. About a minute and a half; the normal build
+# only, as for bench.
+$(BUILD)/bench/attack: bench/attack.c | build-deps
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -o $@ $<
+
+attack: all $(BUILD)/bench/attack
+	@test -z '$(SAN)' || { echo 'attack: run it without SAN=' >&2; exit 1; }
+	@bash bench/attack.sh $(BIN) $(BUILD)/bench/attack
 
 # Fuzzing. Every fuzz/fuzz_NAME.c is a libFuzzer target, build/fuzz/fuzz_NAME,
 # linked with the other fuzz/*.c helpers (not record_seeds.c, a program of
