@@ -422,11 +422,12 @@ main(int argc, char **argv)
 	ptth_backend_stop(b);
 	pthread_join(waiter, NULL);
 	/* The waiter's result, not a second ptth_backend_wait(): once stopped,
-	 * the backend no longer counts as started and that would only say so. */
+	 * the backend no longer counts as started and that would only say so.
+	 * After SIGINT/SIGTERM the drain is the end, and a clean one. */
 	rc = w.result;
 	ptth_backend_free(b);
 	ptth_mux_free(mux);
-	if (rc < 0) {
+	if (sig == SIGUSR1 && rc < 0) {
 		fprintf(stderr, "backend: tunnel to %s: %s\n", opts.router_addr, ptth_strerror(rc));
 		return 1;
 	}
