@@ -121,7 +121,8 @@ EXAMPLES := $(EXAMPLE_SRCS:examples/%.c=$(BIN)/%)
 TESTS_BIN := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 # The unit suites need no socket peer, no program from bin/ and no Go:
 # `make unit` runs them alone. A new unit suite is added here.
-UNIT_SUITES := queue body_pipe headers http1 inbox pool tunnel handshake tokens
+UNIT_SUITES := queue body_pipe headers http1 inbox pool tunnel handshake tokens \
+	user_conn
 UNIT_BIN := $(UNIT_SUITES:%=$(BUILD)/tests/test_%)
 
 # A test that mocks system calls names them in its source, on a line of its

@@ -573,10 +573,5 @@ main(void)
 		cmocka_unit_test(test_programs_user_exits_1_without_a_router),
 		cmocka_unit_test(test_programs_user_bad_flag_is_status_2_and_one_line),
 	};
-	/* PTTH_TEST_FILTER=pattern (with * and ?) runs only matching tests. */
-	const char *filter = getenv("PTTH_TEST_FILTER");
-
-	if (filter != NULL && filter[0] != '\0')
-		cmocka_set_test_filter(filter);
 	return cmocka_run_group_tests(tests, harness_setup, harness_teardown);
 }
