@@ -27,7 +27,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -601,43 +600,6 @@ test_trace_get_foo_shows_each_frame_on_router_and_backend(void **state)
  * The programs: bin/router --trace and bin/backend --trace.
  */
 
-/* Starts PTTH_BIN_DIR/prog with args, its stdout and stderr on pipes
- * (out[0], err[0] are ours to read), and kills it if we die. Like
- * harness_spawn(), with the redirection. Returns the pid or -errno. */
-static pid_t
-spawn_piped(const char *prog, const char *const args[], int *out_fd, int *err_fd)
-{
-	const char *dir = getenv("PTTH_BIN_DIR");
-	char path[4096];
-	const char *argv[16] = { path };
-	int out[2], err[2];
-	pid_t pid, parent = getpid();
-
-	snprintf(path, sizeof path, "%s/%s", dir && dir[0] ? dir : "bin", prog);
-	for (size_t i = 0; args[i] != NULL && i + 2 < sizeof argv / sizeof argv[0]; i++)
-		argv[i + 1] = args[i];
-	if (pipe2(out, O_CLOEXEC) < 0)
-		return -errno;
-	if (pipe2(err, O_CLOEXEC) < 0) {
-		close(out[0]);
-		close(out[1]);
-		return -errno;
-	}
-	pid = fork();
-	if (pid == 0) {
-		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent ||
-		    dup2(out[1], 1) < 0 || dup2(err[1], 2) < 0)
-			_exit(127);
-		execv(path, (char *const *)argv);
-		_exit(127);
-	}
-	close(out[1]);
-	close(err[1]);
-	*out_fd = out[0];
-	*err_fd = err[0];
-	return pid < 0 ? -errno : pid;
-}
-
 /* Appends what fd has to buf (at most cap - 1 bytes, NUL-terminated)
  * until buf holds a whole line containing want (NULL: until end of file),
  * or HARNESS_TIMEOUT_MS pass. Returns true when want was found (or, for
@@ -667,23 +629,24 @@ static void
 test_trace_flag_of_both_programs_prints_the_frames(void **state)
 {
 	static char rerr[65536], berr[65536];
-	char rout[512] = "", tunnels[64], url[128], body[16];
+	struct harness_listening lines = { 0 };
+	char tunnels[64], url[128], body[16];
 	const char *rargs[] = { "--http", "127.0.0.1:0", "--tunnels", "127.0.0.1:0", "--trace",
 		                "--quiet", NULL };
-	size_t rout_len = 0, rerr_len = 0, berr_len = 0, len = 0;
+	size_t rerr_len = 0, berr_len = 0, len = 0;
 	int rout_fd, rerr_fd, bout_fd, berr_fd, http_port = 0, tunnel_port = 0;
 	pid_t router, backend;
 	long status = 0;
 
 	(void)state;
-	router = spawn_piped("router", rargs, &rout_fd, &rerr_fd);
+	router = harness_spawn_piped("router", rargs, &rout_fd, &rerr_fd);
 	assert_true(router > 0);
-	assert_true(read_until(rout_fd, rout, sizeof rout, &rout_len, "http://localhost:"));
-	sscanf(strstr(rout, "tcp://localhost:"), "tcp://localhost:%d", &tunnel_port);
-	sscanf(strstr(rout, "http://localhost:"), "http://localhost:%d", &http_port);
+	assert_int_equal(harness_read_listening(rout_fd, &lines, HARNESS_TIMEOUT_MS), 0);
+	tunnel_port = lines.tunnel_port;
+	http_port = lines.http_port;
 	snprintf(tunnels, sizeof tunnels, "127.0.0.1:%d", tunnel_port);
 	const char *bargs[] = { "--router", tunnels, "--no-reconnect", "--trace", "--quiet", NULL };
-	backend = spawn_piped("backend", bargs, &bout_fd, &berr_fd);
+	backend = harness_spawn_piped("backend", bargs, &bout_fd, &berr_fd);
 	assert_true(backend > 0);
 	/* The router has the tunnel once it received the backend's SETTINGS. */
 	assert_true(read_until(rerr_fd, rerr, sizeof rerr, &rerr_len, " recv SETTINGS "));
