@@ -421,9 +421,7 @@ main(int argc, char **argv)
 		fprintf(stderr, "backend: %s, draining\n", strsignal(sig));
 	ptth_backend_stop(b);
 	pthread_join(waiter, NULL);
-	/* The waiter's result, not a second ptth_backend_wait(): once stopped,
-	 * the backend no longer counts as started and that would only say so.
-	 * After SIGINT/SIGTERM the drain is the end, and a clean one. */
+	/* After SIGINT/SIGTERM the drain is the end, and a clean one. */
 	rc = w.result;
 	ptth_backend_free(b);
 	ptth_mux_free(mux);

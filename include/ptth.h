@@ -279,9 +279,10 @@ int ptth_backend_start(struct ptth_backend *b);
 int ptth_backend_tunnel_count(struct ptth_backend *b);
 
 /* Blocks until every tunnel has ended for good (without reconnect: the
- * router closed it, or it broke). Returns 0 for a clean end, or the
- * first negative code that ended one (PTTH_EAUTH or PTTH_EFORBIDDEN when
- * the router refused the handshake's token). */
+ * router closed it, or it broke; or after ptth_backend_stop()). Returns 0
+ * for a clean end, or the first negative code that ended one (PTTH_EAUTH
+ * or PTTH_EFORBIDDEN when the router refused the handshake's token); also
+ * once stopped. PTTH_ESTATE only when the backend was never started. */
 int ptth_backend_wait(struct ptth_backend *b);
 
 /* Graceful stop: each tunnel sends GOAWAY and lets the streams it took

@@ -10,8 +10,9 @@
  * Threads: the caller's thread runs new/start/wait/stop/free. Each slot
  *          thread dials, serves its tunnel (backend_conn.c), and redials
  *          when reconnect is on.
- * Locks:   b->mu guards stopping, conns[], live, result and slots_ended; it is taken
- *          alone, never while calling into a session or another lock.
+ * Locks:   b->mu guards stopping, conns[], live, result, slots_ended and
+ *          waitable; it is taken alone, never while calling into a session
+ *          or another lock.
  *          b->stop mirrors stopping as an atomic for the tunnel loops.
  * Interface:
  *   - ptth_backend_start(): start the slots; with reconnect off, the first
@@ -330,6 +331,9 @@ backend_start_slots(struct ptth_backend *b)
 		}
 	}
 	b->started = true;
+	mutex_lock(&b->mu);
+	b->waitable = true;
+	mutex_unlock(&b->mu);
 	if (rc < 0)
 		ptth_backend_stop(b);
 	return rc;
@@ -383,15 +387,20 @@ ptth_backend_tunnel_count(struct ptth_backend *b)
 }
 
 /* Any thread may wait, several at once: this only watches the count of
- * slots that ended. Joining the threads is left to ptth_backend_stop(). */
+ * slots that ended. Joining the threads is left to ptth_backend_stop().
+ * It reads waitable under b->mu, not started, which belongs to the thread
+ * that starts and stops: a waiter may still be on its way in while that
+ * thread stops the backend, and then gets the result all the same. */
 int
 ptth_backend_wait(struct ptth_backend *b)
 {
 	int rc;
 
-	if (!b->started)
-		return PTTH_ESTATE;
 	mutex_lock(&b->mu);
+	if (!b->waitable) {
+		mutex_unlock(&b->mu);
+		return PTTH_ESTATE;
+	}
 	while (b->slots_ended < b->slot_count)
 		cond_wait(&b->changed, &b->mu);
 	rc = b->result;

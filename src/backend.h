@@ -38,6 +38,7 @@ struct ptth_backend {
 	int live;                     /* tunnels up right now */
 	int result;                   /* the first error that ended a slot */
 	int slots_ended;              /* slot threads that finished */
+	bool waitable;                /* the slots were started (stays true after stop) */
 
 	/* Written by start before the slots run, then read-only until stop: */
 	pthread_t slots[BACKEND_MAX_TUNNELS];

@@ -20,6 +20,8 @@
  *     lead to retries that succeed on another tunnel, also when tunnels
  *     are picked at random;
  *   - random, round-robin and least-busy balancing spread load as they say;
+ *   - ptth_backend_wait() after ptth_backend_stop() returns how the
+ *     tunnels ended, PTTH_ESTATE only before a start;
  *   - bin/router and bin/backend exit 0 on SIGTERM, and a bin/backend
  *     started before its router connects once the router is there.
  *
@@ -1421,6 +1423,46 @@ wait_process_router_ready(struct harness_router *hr, int n)
 	return -ETIMEDOUT;
 }
 
+/* ptth_backend_wait() after ptth_backend_stop() says how the tunnels
+ * ended (a drain: 0), as bin/backend's waiter thread needs when a signal
+ * stops the backend first; PTTH_ESTATE is only for a backend never
+ * started. */
+static void
+test_lifecycle_backend_wait_after_stop_returns_the_result(void **state)
+{
+	struct harness_router hr = { 0 };
+	struct counted cb;
+	int started, after = 1;
+
+	(void)state;
+	assert_int_equal(harness_router_start(&hr), 0);
+	started = counted_start_listed(&cb, &hr, "b1", 0);
+	if (started == 0) {
+		ptth_backend_stop(cb.backend);
+		after = ptth_backend_wait(cb.backend);
+		counted_free(&cb);
+	}
+	harness_router_free(&hr);
+
+	assert_int_equal(started, 0);
+	assert_int_equal(after, 0);
+}
+
+static void
+test_lifecycle_backend_wait_before_start_is_estate(void **state)
+{
+	struct ptth_backend_options opts;
+	struct ptth_backend *b;
+
+	(void)state;
+	ptth_backend_options_init(&opts);
+	opts.handler = counted_serve;
+	b = ptth_backend_new(&opts);
+	assert_non_null(b);
+	assert_int_equal(ptth_backend_wait(b), PTTH_ESTATE);
+	ptth_backend_free(b);
+}
+
 static void
 test_lifecycle_router_and_backend_exit_0_on_sigterm(void **state)
 {
@@ -1536,6 +1578,8 @@ main(void)
 		cmocka_unit_test(test_lifecycle_random_balance_gives_each_tunnel_20_to_80_percent),
 		cmocka_unit_test(test_lifecycle_round_robin_balance_is_even_within_one),
 		cmocka_unit_test(test_lifecycle_least_busy_balance_sends_less_to_a_slow_tunnel),
+		cmocka_unit_test(test_lifecycle_backend_wait_after_stop_returns_the_result),
+		cmocka_unit_test(test_lifecycle_backend_wait_before_start_is_estate),
 		cmocka_unit_test(test_lifecycle_router_and_backend_exit_0_on_sigterm),
 		cmocka_unit_test(test_lifecycle_backend_started_before_router_connects_when_it_appears),
 	};
