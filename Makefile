@@ -92,15 +92,30 @@ ifeq ($(WERROR),1)
 WARN_FLAGS += -Werror
 endif
 
-ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN_FLAGS) -pthread -Iinclude -Isrc \
+# Which private headers a file may include. src/ is split by the side of the
+# tunnel the code runs on: src/router/ and src/backend/ see their own
+# headers and src/common/'s, src/common/ sees only its own, so an include
+# across the line fails to compile. Tests, fuzz targets and examples see all.
+SIDE_INC := -Isrc/common -Isrc/router -Isrc/backend
+$(OBJ)/src/router/%.o $(PIC)/src/router/%.o: SIDE_INC := -Isrc/common
+$(OBJ)/src/backend/%.o $(PIC)/src/backend/%.o: SIDE_INC := -Isrc/common
+$(OBJ)/src/common/%.o $(PIC)/src/common/%.o: SIDE_INC := -Isrc/common
+build/fuzz/obj/src/router/%.o build/fuzz/obj/src/backend/%.o: SIDE_INC := -Isrc/common
+build/fuzz/obj/src/common/%.o: SIDE_INC := -Isrc/common
+ifneq ($(wildcard src/*.c src/*.h),)
+$(error $(wildcard src/*.c src/*.h): a source file belongs in src/router/, src/backend/ or src/common/)
+endif
+
+ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN_FLAGS) -pthread -Iinclude $(SIDE_INC) \
 	$(DEP_CFLAGS) $(SAN_FLAGS) $(CFLAGS) $(CPPFLAGS) -MMD -MP
 ALL_LDFLAGS = -pthread $(SAN_FLAGS) $(LDFLAGS)
 LIBS = $(NGHTTP2_LIBS) $(HTTP_PARSER_LIBS) $(CURL_LIBS) $(LDLIBS)
 
-# Sources, found by globbing: every src/*.c is part of the library, every
+# Sources, found by globbing: every src/SIDE/*.c is part of the library, every
 # examples/NAME.c becomes bin/NAME, every tests/test_NAME.c becomes the
 # suite build/tests/test_NAME linked with the helpers in tests/support/.
-LIB_SRCS := $(sort $(wildcard src/*.c))
+LIB_SIDES := router backend common
+LIB_SRCS := $(sort $(wildcard $(LIB_SIDES:%=src/%/*.c)))
 EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
@@ -302,7 +317,7 @@ FUZZ_PACKAGES := clang libclang-rt-14-dev
 FUZZ_DIR := build/fuzz
 FUZZ_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all \
 	-fno-omit-frame-pointer
-FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN_FLAGS) -pthread -Iinclude -Isrc \
+FUZZ_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN_FLAGS) -pthread -Iinclude $(SIDE_INC) \
 	-Ifuzz $(DEP_CFLAGS) -g $(FUZZ_OPT) $(FUZZ_SAN) -fsanitize=fuzzer-no-link -MMD -MP
 FUZZ_TARGET_SRCS := $(sort $(wildcard fuzz/fuzz_*.c))
 FUZZ_HELPER_SRCS := $(filter-out $(FUZZ_TARGET_SRCS) fuzz/record_seeds.c,\
@@ -363,13 +378,13 @@ coverage: | test-deps coverage-deps
 # Both read the same compiler flags the build uses.
 LINT_PACKAGES := cppcheck clang-tidy
 LINT_SRCS := $(LIB_SRCS)
-LINT_HDRS := $(sort $(wildcard src/*.h include/*.h))
+LINT_HDRS := $(sort $(wildcard $(LIB_SIDES:%=src/%/*.h) include/*.h))
 
 lint-deps: | build-deps
 	@bash scripts/need-packages.sh $(LINT_PACKAGES)
 
 lint: | lint-deps
-	@bash scripts/lint.sh "-std=c11 -D_GNU_SOURCE -Iinclude -Isrc $(DEP_CFLAGS)" \
+	@bash scripts/lint.sh "-std=c11 -D_GNU_SOURCE -Iinclude $(SIDE_INC) $(DEP_CFLAGS)" \
 		$(LINT_SRCS) -- $(LINT_HDRS)
 
 # Installing. ptth.pc is regenerated every time, since PREFIX may differ

@@ -8,7 +8,7 @@
  *          thread and handler threads behind it, all joined by
  *          ptth_backend_free() before the input ends.
  * Locks:   none of its own.
- * Interface: per input, backend_start_fd() (src/backend.h) on one end of
+ * Interface: per input, backend_start_fd() (src/backend/backend.h) on one end of
  *   a socketpair; the input is written to the other end as the router's
  *   bytes (seeds start with the client magic "PRI * HTTP/2.0...", a
  *   SETTINGS frame and a HEADERS frame), while whatever the backend

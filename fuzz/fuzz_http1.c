@@ -1,6 +1,6 @@
 /*
  * fuzz_http1.c -- libFuzzer target: the HTTP/1.1 request parser
- * (src/http1.c) and the request mapping to HTTP/2 (headers.c) driven
+ * (src/router/http1.c) and the request mapping to HTTP/2 (headers.c) driven
  * directly, with no sockets or threads, so it runs thousands of inputs a
  * second where fuzz_user runs hundreds.
  *

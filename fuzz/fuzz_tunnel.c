@@ -8,7 +8,7 @@
  *          threads behind it.
  * Locks:   none of its own.
  * Interface: an input whose first byte is 'G' is a PTTH handshake, the
- *   way the router tells them apart (src/tunnel_handshake.c): it is
+ *   way the router tells them apart (src/router/tunnel_handshake.c): it is
  *   written whole right after connecting, the write side is shut, and
  *   the router's answer (a refusal, or 101 then HTTP/2 spoken against
  *   the rest of the input) is read until it closes; then steps 4 below.

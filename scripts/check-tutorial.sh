@@ -14,7 +14,7 @@
 #   2. every path named in the prose (src/..., tests/..., include/...,
 #      examples/..., scripts/..., docs/..., fuzz/...) exists;
 #   3. every chapter a module card names ("Tutorial: "Chapter"" in the
-#      card at the top of src/*.c, examples/*.c, tests/support/*.c and
+#      card at the top of src/*/*.c, examples/*.c, tests/support/*.c and
 #      fuzz/*.c) is a heading of TUTORIAL.md with exactly that text;
 #   4. TUTORIAL.md contains no C code block: it refers to code by name.
 # Exits 0 when everything matches, 1 otherwise.
@@ -114,7 +114,7 @@ if [[ -f TUTORIAL.md ]]; then
 		TUTORIAL.md)
 fi
 
-for src in src/*.c examples/*.c tests/support/*.c fuzz/*.c; do
+for src in src/*/*.c examples/*.c tests/support/*.c fuzz/*.c; do
 	[[ -f $src ]] || continue
 	# The card is the first comment; its Tutorial field may continue on
 	# indented lines. Print the field's text, one line per card line.

@@ -1,5 +1,5 @@
 /*
- * test_body_pipe.c -- unit tests for src/body_pipe.c: the cap, byte order
+ * test_body_pipe.c -- unit tests for src/common/body_pipe.c: the cap, byte order
  * across wrap-around and growth, the unreported count, the end mark and
  * zero-length calls.
  *

@@ -1,9 +1,9 @@
 /*
  * test_handshake.c -- unit tests for the PTTH handshake on both sides:
- * src/handshake.c (reading a head, strict parsing, service names, ALPN),
- * src/tunnel_handshake.c (raw or handshake, each refusal, the answers;
+ * src/common/handshake.c (reading a head, strict parsing, service names, ALPN),
+ * src/router/tunnel_handshake.c (raw or handshake, each refusal, the answers;
  * tokens.c has its own suite)
- * and src/backend_handshake.c (the request it writes, the answers it
+ * and src/backend/backend_handshake.c (the request it writes, the answers it
  * accepts or refuses). Sockets are socketpairs; the only threads are the
  * tests' own, so the peer's bytes are written before the reader runs or
  * in pieces between two reads.

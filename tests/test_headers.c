@@ -1,5 +1,5 @@
 /*
- * test_headers.c -- unit tests for src/headers.c: header lists, the
+ * test_headers.c -- unit tests for src/common/headers.c: header lists, the
  * HTTP/1.1 request head turned into HTTP/2 fields, nghttp2_nv arrays, and
  * the HTTP/2 response turned back into an HTTP/1.1 head.
  */

@@ -1,5 +1,5 @@
 /*
- * test_http1.c -- unit tests for src/http1.c: request heads, bodies by
+ * test_http1.c -- unit tests for src/router/http1.c: request heads, bodies by
  * Content-Length and chunked, pipelining, absolute-form targets, the
  * limits that answer 414 and 431, malformed input that answers 400, the
  * RFC 9112 checks (Host, field names, obsolete line folding), and

@@ -1,5 +1,5 @@
 /*
- * test_inbox.c -- unit tests for src/inbox.c: the bounded queue of new
+ * test_inbox.c -- unit tests for src/common/inbox.c: the bounded queue of new
  * exchanges (full, closed), the kick list (once per exchange, in order,
  * ignored after close), the batched wake fd, and a stress test that no
  * wake-up is ever lost between producers kicking and a consumer draining.

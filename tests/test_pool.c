@@ -1,5 +1,5 @@
 /*
- * test_pool.c -- unit tests for src/pool.c: add, remove, pick, count and
+ * test_pool.c -- unit tests for src/router/pool.c: add, remove, pick, count and
  * snapshot, the references the pool takes and gives back, the three
  * strategies (random reaching every tunnel, round-robin in turn,
  * least-busy by in_flight), and pool_wait_count() timing out or being

@@ -1,5 +1,5 @@
 /*
- * test_queue.c -- unit tests for src/queue.c: FIFO order, the full and
+ * test_queue.c -- unit tests for src/common/queue.c: FIFO order, the full and
  * closed errors, wrap-around of the ring, and the blocking pop woken by a
  * push or a close from another thread.
  *

@@ -1,5 +1,5 @@
 /*
- * test_tokens.c -- unit tests for src/tokens.c: the tunnel tokens file
+ * test_tokens.c -- unit tests for src/router/tokens.c: the tunnel tokens file
  * (tokens, services, "*", comments), the line its errors name, loading
  * from a path, and the verdicts tokens_check() gives.
  */

@@ -1,5 +1,5 @@
 /*
- * test_trace.c -- the frame trace (src/trace.c): the line each frame type
+ * test_trace.c -- the frame trace (src/common/trace.c): the line each frame type
  * gets, header fields under their frame in both directions, escaping of
  * hostile bytes, the bounds on a line and on a header block; then the
  * trace of one GET /foo through a real router and backend, on both sides,

@@ -1,12 +1,12 @@
 /*
  * test_tunnel.c -- unit tests for the tunnel thread pair: a router-side
- * tunnel (src/tunnel.c) talking HTTP/2 to a backend (src/backend.c) over a
+ * tunnel (src/router/tunnel.c) talking HTTP/2 to a backend (src/backend/backend.c) over a
  * socketpair, with no HTTP/1 and no listening socket.
  *
  * Each test gets a router that is created but never started, and a live
  * tunnel: tunnel_start() on one end of the socketpair, backend_start_fd()
  * on the other, serving test_handler(). The test thread then plays the
- * user connection through the internal API, as src/user_conn.c does:
+ * user connection through the internal API, as src/router/user_conn.c does:
  * pool_pick(), exchange_new(), tunnel_submit(), exchange_write_out_all(),
  * exchange_wait(), exchange_read_in(), exchange_release(), tunnel_unref().
  *

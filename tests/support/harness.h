@@ -82,7 +82,7 @@ struct harness_backend;
 struct harness_backend *harness_backend_start(struct harness_router *hr,
                                               const char *name);
 /* The same, but the harness dials and hands the socket over with
- * backend_start_fd() (src/backend.h), keeping a dup so that the tunnel
+ * backend_start_fd() (src/backend/backend.h), keeping a dup so that the tunnel
  * can be cut later. */
 struct harness_backend *harness_backend_start_cuttable(struct harness_router *hr,
                                                        const char *name);

@@ -20,11 +20,11 @@
  *     handshake_token_valid(): RFC 6750's bearer token syntax;
  *   - handshake_alpn_find_h2(): RFC 7639 section 2's ALPN list, with its
  *     percent-encoding undone, searched for "h2".
- * Why not http-parser: src/http1.c is the one module that calls it, and
+ * Why not http-parser: src/router/http1.c is the one module that calls it, and
  *   it is built for user requests with bodies; a handshake is a head and
  *   nothing else, read on either side, and a strict reader of a few dozen
  *   lines refuses what http-parser tolerates (folding, space before the
- *   colon), which src/http1.c has to catch by hand.
+ *   colon), which src/router/http1.c has to catch by hand.
  * Tutorial: "A backend introduces itself".
  */
 #include <errno.h>
