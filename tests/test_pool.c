@@ -22,6 +22,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <semaphore.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 
@@ -318,10 +319,40 @@ test_pool_wait_count_times_out(void **state)
 	tunnel_unref(t);
 }
 
-/* What an adder thread is given and what it did. */
+/* ---------------------------------------------------------------------
+ * Wake-ups. A test of a wake-up must fail without it, and must not pass
+ * by luck when the change lands before the waiter sleeps. So the changing
+ * thread waits until the waiter is inside pthread_cond_timedwait(): the
+ * wrapper below posts a semaphore as each timed wait begins, and the
+ * change takes p->mu, which the waiter releases only inside the wait.
+ * The wait's timeout is long (WAKE_TIMEOUT_MS); without the broadcast
+ * the waiter would sleep all of it, so returning in less than half of
+ * it proves the wake-up.
+ */
+/* wrap: pthread_cond_timedwait */
+#define WAKE_TIMEOUT_MS 30000
+
+int __real_pthread_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mu,
+                                  const struct timespec *deadline);
+
+static sem_t *_Atomic timedwait_entered; /* posted when set; NULL otherwise */
+
+int
+__wrap_pthread_cond_timedwait(pthread_cond_t *cond, pthread_mutex_t *mu,
+                              const struct timespec *deadline)
+{
+	sem_t *entered = atomic_load(&timedwait_entered);
+
+	if (entered != NULL)
+		sem_post(entered);
+	return __real_pthread_cond_timedwait(cond, mu, deadline);
+}
+
+/* What a changer thread is given and what it did. */
 struct adder {
 	struct pool *p;
 	struct tunnel *t;
+	sem_t *waiting;  /* posted once the test thread sleeps on p->changed */
 	int rc;
 };
 
@@ -330,6 +361,8 @@ adder_thread_main(void *arg)
 {
 	struct adder *a = arg;
 
+	while (sem_wait(a->waiting) < 0 && errno == EINTR)
+		;
 	a->rc = pool_add(a->p, a->t);
 	return NULL;
 }
@@ -338,19 +371,28 @@ static void
 test_pool_wait_count_returns_when_another_thread_adds(void **state)
 {
 	struct pool p;
-	struct adder a = { .p = &p, .rc = -1 };
+	sem_t waiting;
+	struct adder a = { .p = &p, .waiting = &waiting, .rc = -1 };
 	pthread_t tid;
+	long long start, elapsed;
 	int rc;
 
 	(void)state;
 	pool_init(&p, PTTH_BALANCE_RANDOM);
 	a.t = fake_tunnel_new(1);
+	assert_int_equal(sem_init(&waiting, 0, 0), 0);
+	atomic_store(&timedwait_entered, &waiting);
 	assert_int_equal(pthread_create(&tid, NULL, adder_thread_main, &a), 0);
-	/* Generous: the add comes as soon as the thread runs. */
-	rc = pool_wait_count(&p, 1, 10000);
+	start = now_ms();
+	rc = pool_wait_count(&p, 1, WAKE_TIMEOUT_MS);
+	elapsed = now_ms() - start;
 	assert_int_equal(pthread_join(tid, NULL), 0);
+	atomic_store(&timedwait_entered, NULL);
+	sem_destroy(&waiting);
+	print_message("woken after %lld ms\n", elapsed);
 	assert_int_equal(a.rc, 0);
 	assert_int_equal(rc, 0);
+	assert_true(elapsed < WAKE_TIMEOUT_MS / 2);
 	assert_int_equal(pool_count(&p), 1);
 	assert_int_equal(refs_of(a.t), 2);
 	pool_remove(&p, a.t);
@@ -535,29 +577,42 @@ remover_thread_main(void *arg)
 {
 	struct adder *a = arg;
 
+	while (sem_wait(a->waiting) < 0 && errno == EINTR)
+		;
 	pool_remove(a->p, a->t);
 	return NULL;
 }
 
 /* pool_wait_at_most() times out while too many are listed, and returns
- * once another thread removes one (no polling: it sleeps on p->changed). */
+ * once another thread removes one (no polling: it sleeps on p->changed,
+ * and the removal must wake it, see WAKE_TIMEOUT_MS). */
 static void
 test_pool_wait_at_most_returns_when_another_thread_removes(void **state)
 {
 	struct pool p;
 	struct tunnel *t = fake_tunnel_new(1);
-	struct adder a = { .p = &p, .t = t };
+	sem_t waiting;
+	struct adder a = { .p = &p, .t = t, .waiting = &waiting };
 	pthread_t thread;
+	long long start, elapsed;
 
 	(void)state;
 	pool_init(&p, PTTH_BALANCE_RANDOM);
 	assert_int_equal(pool_add(&p, t), 0);
 	assert_int_equal(pool_wait_at_most(&p, 1, 0), 0);
 	assert_int_equal(pool_wait_at_most(&p, 0, 50), -ETIMEDOUT);
+	assert_int_equal(sem_init(&waiting, 0, 0), 0);
+	atomic_store(&timedwait_entered, &waiting);
 	assert_int_equal(pthread_create(&thread, NULL, remover_thread_main, &a), 0);
-	int rc = pool_wait_at_most(&p, 0, 5000);
+	start = now_ms();
+	int rc = pool_wait_at_most(&p, 0, WAKE_TIMEOUT_MS);
+	elapsed = now_ms() - start;
 	pthread_join(thread, NULL);
+	atomic_store(&timedwait_entered, NULL);
+	sem_destroy(&waiting);
+	print_message("woken after %lld ms\n", elapsed);
 	assert_int_equal(rc, 0);
+	assert_true(elapsed < WAKE_TIMEOUT_MS / 2);
 	assert_int_equal(pool_count(&p), 0);
 	pool_destroy(&p);
 	tunnel_unref(t);
