@@ -13,12 +13,15 @@
  *   the router's answer (a refusal, or 101 then HTTP/2 spoken against
  *   the rest of the input) is read until it closes; then steps 4 below.
  *   Any other input is a raw tunnel; per input,
- *   1. dial the tunnel port and wait until the router lists the tunnel;
+ *   1. dial the tunnel port, send an empty SETTINGS frame (the router
+ *      lists a tunnel only once its backend's SETTINGS arrived) and wait
+ *      until the router lists the tunnel;
  *   2. send one user request (a small POST) on the HTTP port, and read
  *      the tunnel until the router's HEADERS frame for it arrives, so
  *      that stream 1 exists when the input is read;
- *   3. write the input as the backend's bytes (seeds start with a valid
- *      server preface, a SETTINGS frame; others with garbage), shut down
+ *   3. write the input as the backend's bytes (seeds start with a
+ *      SETTINGS frame, as a server preface would; others with garbage),
+ *      shut down
  *      the write side and read until the router closes the tunnel;
  *   4. wait until the tunnel count is 0, then let the user connection
  *      end (half-close, read until the router closes it) and wait until
@@ -44,6 +47,9 @@
 
 static struct ptth_router *router;
 static int http_port, tunnel_port;
+
+/* A SETTINGS frame with no entries: the shortest server preface. */
+static const uint8_t empty_settings[9] = { 0, 0, 0, 0x4, 0, 0, 0, 0, 0 };
 
 static const char user_request[] =
 	"POST /echo HTTP/1.1\r\n"
@@ -146,6 +152,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	tfd = fuzz_connect(tunnel_port);
 
+	if (fuzz_send_all(tfd, empty_settings, sizeof empty_settings) < 0)
+		fuzz_die("the router closed a new tunnel before its SETTINGS");
 	if (fuzz_wait_tunnels_exactly(router, 1, FUZZ_WAIT_MS) < 0)
 		fuzz_die("the router did not list a new tunnel");
 	ufd = fuzz_connect(http_port);

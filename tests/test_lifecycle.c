@@ -982,17 +982,25 @@ test_lifecycle_backend_stop_under_load_loses_no_request(void **state)
 
 /* ---------------------------------------------------------------------
  * A misbehaving backend: an nghttp2 server on a socket dialled to the
- * router's tunnel port, run by a thread of its own. It refuses every
- * request with RST_STREAM(REFUSED_STREAM), or sends GOAWAY with
- * last_stream_id 0 as soon as the first request arrives.
+ * router's tunnel port, run by a thread of its own. By mode it
+ *   ROGUE_REFUSE      refuses every request with RST_STREAM(REFUSED_STREAM);
+ *   ROGUE_GOAWAY      sends GOAWAY with last_stream_id 0 as soon as the
+ *                     first request arrives;
+ *   ROGUE_NO_STREAMS  advertises SETTINGS_MAX_CONCURRENT_STREAMS = 0;
+ *   ROGUE_HOLD        advertises 1 stream and never answers; poked
+ *                     (rogue_poke), it lowers the limit to 0 by SETTINGS;
+ *   ROGUE_SILENT      never sends a byte, not even its SETTINGS, and only
+ *                     counts what the router sends.
+ * Every mode counts the request heads it receives.
  */
-enum rogue_mode { ROGUE_REFUSE, ROGUE_GOAWAY };
+enum rogue_mode { ROGUE_REFUSE, ROGUE_GOAWAY, ROGUE_NO_STREAMS, ROGUE_HOLD, ROGUE_SILENT };
 
 struct rogue {
 	/* Set before the thread starts, read-only afterwards: */
 	enum rogue_mode mode;
 	int fd;                      /* the tunnel; only the rogue thread uses it */
 	int stop_fd;                 /* eventfd: the test asks the thread to end */
+	int poke_fd;                 /* eventfd: ROGUE_HOLD lowers its limit to 0 */
 	pthread_t thread;
 
 	pthread_mutex_t mu;          /* taken alone, never while calling nghttp2 */
@@ -1001,6 +1009,7 @@ struct rogue {
 	int requests;                /* request heads received */
 	int refused;                 /* RST_STREAM(REFUSED_STREAM) submitted */
 	bool goaway;                 /* GOAWAY submitted */
+	int bytes_in;                /* bytes received from the router */
 	bool ended;                  /* the thread is done with the connection */
 	int result;                  /* 0 (EOF or stop) or a negative code */
 };
@@ -1046,40 +1055,73 @@ rogue_flush(struct rogue *rg, nghttp2_session *session)
 	return n < 0 ? -EPROTO : 0;
 }
 
+/* ROGUE_HOLD was poked: it now allows no stream at all. The router
+ * applies the new limit when it reads this SETTINGS frame. */
+static int
+rogue_on_poke(struct rogue *rg, nghttp2_session *session)
+{
+	nghttp2_settings_entry none = { NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 0 };
+	uint64_t count;
+
+	if (read(rg->poke_fd, &count, sizeof count) < 0)
+		return -errno;
+	if (session == NULL || rg->mode != ROGUE_HOLD)
+		return 0;
+	return nghttp2_submit_settings(session, NGHTTP2_FLAG_NONE, &none, 1) == 0 ? 0 : -EPROTO;
+}
+
+/* Reads what the router sent and, with a session, feeds it in.
+ * Returns 1 to go on, 0 when the router closed the tunnel, or a
+ * negative code. */
+static int
+rogue_read(struct rogue *rg, nghttp2_session *session)
+{
+	uint8_t buf[16384];
+	ssize_t n = recv(rg->fd, buf, sizeof buf, MSG_DONTWAIT);
+
+	if (n == 0 || (n < 0 && errno == ECONNRESET))
+		return 0;
+	if (n < 0)
+		return (errno == EAGAIN || errno == EINTR) ? 1 : -errno;
+	pthread_mutex_lock(&rg->mu);
+	rg->bytes_in += (int)n;
+	pthread_cond_broadcast(&rg->changed);
+	pthread_mutex_unlock(&rg->mu);
+	if (session != NULL && nghttp2_session_mem_recv(session, buf, (size_t)n) < 0)
+		return -EPROTO;
+	return 1;
+}
+
 /* Serves the connection until the router closes it, the session is
- * done, or the test asks to stop. Returns 0 or a negative code. */
+ * done, or the test asks to stop. Without a session (ROGUE_SILENT) it
+ * only reads. Returns 0 or a negative code. */
 static int
 rogue_run(struct rogue *rg, nghttp2_session *session)
 {
-	uint8_t buf[16384];
-
 	for (;;) {
-		int rc = rogue_flush(rg, session);
+		int rc = session != NULL ? rogue_flush(rg, session) : 0;
 		if (rc < 0)
 			return rc;
-		if (!nghttp2_session_want_read(session) && !nghttp2_session_want_write(session))
+		if (session != NULL && !nghttp2_session_want_read(session) &&
+		    !nghttp2_session_want_write(session))
 			return 0;
-		struct pollfd pfd[2] = {
+		struct pollfd pfd[3] = {
 			{ .fd = rg->fd, .events = POLLIN },
 			{ .fd = rg->stop_fd, .events = POLLIN },
+			{ .fd = rg->poke_fd, .events = POLLIN },
 		};
 		/* Bounded by the test, which always writes stop_fd in the end. */
-		if (poll(pfd, 2, -1) < 0) {
+		if (poll(pfd, 3, -1) < 0) {
 			if (errno == EINTR)
 				continue;
 			return -errno;
 		}
 		if (pfd[1].revents)
 			return 0;
-		ssize_t n = recv(rg->fd, buf, sizeof buf, MSG_DONTWAIT);
-		if (n == 0 || (n < 0 && errno == ECONNRESET))
-			return 0; /* the router closed the tunnel */
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			continue;
-		if (n < 0)
-			return -errno;
-		if (nghttp2_session_mem_recv(session, buf, (size_t)n) < 0)
-			return -EPROTO;
+		if (pfd[2].revents && (rc = rogue_on_poke(rg, session)) < 0)
+			return rc;
+		if (pfd[0].revents && (rc = rogue_read(rg, session)) <= 0)
+			return rc;
 	}
 }
 
@@ -1090,11 +1132,14 @@ rogue_thread_main(void *arg)
 	nghttp2_session_callbacks *cbs;
 	nghttp2_session *session = NULL;
 	nghttp2_settings_entry settings[] = {
-		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, 100 },
+		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS,
+		  rg->mode == ROGUE_NO_STREAMS ? 0 : rg->mode == ROGUE_HOLD ? 1 : 100 },
 	};
 	int rc = -ENOMEM;
 
-	if (nghttp2_session_callbacks_new(&cbs) == 0) {
+	if (rg->mode == ROGUE_SILENT) {
+		rc = rogue_run(rg, NULL);
+	} else if (nghttp2_session_callbacks_new(&cbs) == 0) {
 		nghttp2_session_callbacks_set_on_frame_recv_callback(cbs,
 		                                                     rogue_on_frame_recv_callback);
 		if (nghttp2_session_server_new(&session, cbs, rg) != 0)
@@ -1123,25 +1168,33 @@ rogue_start(struct rogue *rg, struct harness_router *hr, enum rogue_mode mode)
 
 	memset(rg, 0, sizeof *rg);
 	rg->mode = mode;
+	rg->fd = -1;
 	rg->stop_fd = eventfd(0, EFD_CLOEXEC);
-	if (rg->stop_fd < 0)
-		return -errno;
+	rg->poke_fd = eventfd(0, EFD_CLOEXEC);
+	if (rg->stop_fd < 0 || rg->poke_fd < 0) {
+		rc = -errno;
+		goto out_close;
+	}
 	rg->fd = harness_dial(hr->tunnel_port);
 	if (rg->fd < 0) {
-		close(rg->stop_fd);
-		return rg->fd;
+		rc = rg->fd;
+		goto out_close;
 	}
 	pthread_mutex_init(&rg->mu, NULL);
 	cond_init_monotonic(&rg->changed);
-	rc = pthread_create(&rg->thread, NULL, rogue_thread_main, rg);
-	if (rc != 0) {
+	rc = -pthread_create(&rg->thread, NULL, rogue_thread_main, rg);
+	if (rc == 0)
+		return 0;
+	pthread_cond_destroy(&rg->changed);
+	pthread_mutex_destroy(&rg->mu);
+out_close:
+	if (rg->fd >= 0)
 		close(rg->fd);
+	if (rg->stop_fd >= 0)
 		close(rg->stop_fd);
-		pthread_cond_destroy(&rg->changed);
-		pthread_mutex_destroy(&rg->mu);
-		return -rc;
-	}
-	return 0;
+	if (rg->poke_fd >= 0)
+		close(rg->poke_fd);
+	return rc;
 }
 
 /* Waits until the rogue refused n requests (n > 0) or, with n == 0,
@@ -1161,6 +1214,44 @@ rogue_wait(struct rogue *rg, int n, int timeout_ms)
 	return ok ? 0 : -ETIMEDOUT;
 }
 
+/* Waits until the counter (a field of rg guarded by rg->mu) reaches n.
+ * Returns 0 or -ETIMEDOUT. */
+static int
+rogue_wait_count(struct rogue *rg, const int *counter, int n, int timeout_ms)
+{
+	struct timespec deadline = deadline_in(timeout_ms);
+	int rc = 0;
+	bool ok;
+
+	pthread_mutex_lock(&rg->mu);
+	while (*counter < n && rc == 0)
+		rc = pthread_cond_timedwait(&rg->changed, &rg->mu, &deadline);
+	ok = *counter >= n;
+	pthread_mutex_unlock(&rg->mu);
+	return ok ? 0 : -ETIMEDOUT;
+}
+
+static int
+rogue_requests(struct rogue *rg)
+{
+	int n;
+
+	pthread_mutex_lock(&rg->mu);
+	n = rg->requests;
+	pthread_mutex_unlock(&rg->mu);
+	return n;
+}
+
+/* ROGUE_HOLD: lower the limit to 0 now. */
+static void
+rogue_poke(struct rogue *rg)
+{
+	uint64_t one = 1;
+
+	if (write(rg->poke_fd, &one, sizeof one) != sizeof one)
+		abort(); /* an eventfd write only fails on overflow */
+}
+
 /* Stops the thread, joins it and closes everything. */
 static void
 rogue_stop(struct rogue *rg)
@@ -1172,6 +1263,7 @@ rogue_stop(struct rogue *rg)
 	pthread_join(rg->thread, NULL);
 	close(rg->fd);
 	close(rg->stop_fd);
+	close(rg->poke_fd);
 	pthread_cond_destroy(&rg->changed);
 	pthread_mutex_destroy(&rg->mu);
 }
@@ -1404,6 +1496,236 @@ test_lifecycle_least_busy_balance_sends_less_to_a_slow_tunnel(void **state)
 }
 
 /* ---------------------------------------------------------------------
+ * Capacity: every strategy picks among the tunnels that can open a
+ * stream now, and queues only when none can.
+ */
+
+/* A request stuck on a tunnel that cannot open it comes back 504 after
+ * this long, so that a router without the rule fails the test quickly. */
+#define CAPACITY_TIMEOUT_MS 3000
+#define CAPACITY_GETS 10
+
+static const enum ptth_balance every_balance[] = {
+	PTTH_BALANCE_RANDOM, PTTH_BALANCE_ROUND_ROBIN, PTTH_BALANCE_LEAST_BUSY,
+};
+
+static int
+capacity_router_start(struct harness_router *hr, enum ptth_balance balance, int queue_size)
+{
+	struct ptth_router_options opts;
+
+	ptth_router_options_init(&opts);
+	opts.balance = balance;
+	opts.backend_timeout_ms = CAPACITY_TIMEOUT_MS;
+	opts.queue_size = queue_size; /* 0: the default */
+	return harness_router_start_opts(hr, &opts);
+}
+
+/* Sends GET /foo with "Connection: close" on a new connection, so that
+ * the answer ends with the connection. Returns the socket or a negative
+ * code. */
+static int
+raw_get(struct harness_router *hr)
+{
+	static const char req[] = "GET /foo HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+	int fd = harness_dial(hr->http_port);
+
+	if (fd >= 0 && harness_send_all(fd, req, sizeof req - 1) < 0) {
+		close(fd);
+		fd = -EPIPE;
+	}
+	return fd;
+}
+
+/* Reads a whole answer (until the router closes) and checks its status
+ * line and, when body is not NULL, its body. */
+static bool
+raw_answer_is(int fd, const char *status_line, const char *body)
+{
+	char buf[4096];
+	ssize_t n = harness_recv_until_close(fd, buf, sizeof buf);
+	const char *end = n > 0 ? strstr(buf, "\r\n\r\n") : NULL;
+
+	if (n <= 0)
+		return false;
+	print_message("answer: %.*s\n", (int)strcspn(buf, "\r"), buf);
+	if (strncmp(buf, status_line, strlen(status_line)) != 0)
+		return false;
+	return body == NULL || (end != NULL && strcmp(end + 4, body) == 0);
+}
+
+/* Brings the rogue to where the test needs it: NO_STREAMS joined,
+ * HOLD joined with one request held (*held, the user's socket), SILENT
+ * connected with the router's preface read (its tunnel thread runs).
+ * Returns 0 or a negative code. */
+static int
+capacity_rogue_ready(struct rogue *rg, struct harness_router *hr, int *held)
+{
+	int rc;
+
+	if (rg->mode == ROGUE_SILENT) /* the client magic and a SETTINGS frame */
+		return rogue_wait_count(rg, &rg->bytes_in, 24 + 9, WAIT_MS);
+	rc = ptth_router_wait_tunnels(hr->router, 1, WAIT_MS);
+	if (rc < 0 || rg->mode != ROGUE_HOLD)
+		return rc;
+	*held = raw_get(hr);
+	if (*held < 0)
+		return *held;
+	return rogue_wait_count(rg, &rg->requests, 1, WAIT_MS);
+}
+
+/* What one capacity run saw. */
+struct capacity_result {
+	int setup;            /* 0 when the rogue and the good backend were ready */
+	int ok;               /* GETs answered 200 "bar" */
+	int rogue_requests;   /* request heads the rogue received */
+	long good_served;
+	int tunnels;          /* the router's count at the end */
+};
+
+/* A rogue backend in mode joins first, then a good one; CAPACITY_GETS
+ * GETs in a row must all go to the good one. */
+static struct capacity_result
+capacity_run(enum ptth_balance balance, enum rogue_mode mode)
+{
+	struct harness_router hr;
+	struct counted good;
+	struct rogue rg;
+	struct capacity_result res = { .setup = -1 };
+	int held = -1;
+
+	assert_int_equal(capacity_router_start(&hr, balance, 0), 0);
+	if (rogue_start(&rg, &hr, mode) < 0) {
+		harness_router_free(&hr);
+		return res;
+	}
+	res.setup = capacity_rogue_ready(&rg, &hr, &held);
+	if (res.setup == 0)
+		res.setup = counted_start(&good, "good", hr.tunnel_port, 0, false);
+	if (res.setup == 0) {
+		/* The silent rogue is never counted: one tunnel, not two. */
+		res.setup = ptth_router_wait_tunnels(hr.router, mode == ROGUE_SILENT ? 1 : 2,
+		                                     WAIT_MS);
+		if (res.setup == 0)
+			res.ok = sequential_gets(&hr, CAPACITY_GETS);
+		res.tunnels = ptth_router_tunnel_count(hr.router);
+		res.good_served = counted_served(&good);
+	}
+	res.rogue_requests = rogue_requests(&rg);
+	if (held >= 0)
+		close(held);
+	rogue_stop(&rg);
+	if (res.setup == 0 || res.good_served > 0)
+		counted_free(&good);
+	harness_router_free(&hr);
+	return res;
+}
+
+/* Runs the case under every strategy. */
+static void
+capacity_check(enum rogue_mode mode, int rogue_requests, int tunnels)
+{
+	static const char *const names[] = { "random", "round-robin", "least-busy" };
+
+	for (size_t k = 0; k < sizeof every_balance / sizeof every_balance[0]; k++) {
+		struct capacity_result r = capacity_run(every_balance[k], mode);
+
+		print_message("%s: %d of %d answered 200, the good backend served %ld, the "
+		              "rogue saw %d requests; %d tunnels\n", names[k], r.ok, CAPACITY_GETS,
+		              r.good_served, r.rogue_requests, r.tunnels);
+		assert_int_equal(r.setup, 0);
+		assert_int_equal(r.ok, CAPACITY_GETS);
+		assert_int_equal(r.good_served, CAPACITY_GETS);
+		assert_int_equal(r.rogue_requests, rogue_requests);
+		assert_int_equal(r.tunnels, tunnels);
+	}
+}
+
+static void
+test_lifecycle_tunnel_allowing_no_streams_gets_no_request(void **state)
+{
+	(void)state;
+	/* SETTINGS_MAX_CONCURRENT_STREAMS = 0: a request queued there would
+	 * only wait for its 504. */
+	capacity_check(ROGUE_NO_STREAMS, 0, 2);
+}
+
+static void
+test_lifecycle_busy_tunnel_is_passed_over_for_one_with_room(void **state)
+{
+	(void)state;
+	/* One stream allowed and it is held: the next requests go where a
+	 * stream is free, not into the busy tunnel's queue. */
+	capacity_check(ROGUE_HOLD, 1, 2);
+}
+
+static void
+test_lifecycle_tunnel_without_settings_gets_no_request(void **state)
+{
+	(void)state;
+	/* Connected but silent: it joins the pool only with its SETTINGS,
+	 * so it is neither counted nor picked. */
+	capacity_check(ROGUE_SILENT, 0, 1);
+}
+
+/* 0 when a is readable first, 1 when b is, -1 when neither is in time. */
+static int
+first_readable(int a, int b)
+{
+	struct pollfd p[2] = { { .fd = a, .events = POLLIN }, { .fd = b, .events = POLLIN } };
+
+	if (poll(p, 2, WAIT_MS) <= 0)
+		return -1;
+	return p[0].revents != 0 ? 0 : 1;
+}
+
+/* A request queued on a tunnel (every stream was busy) whose backend
+ * then allows no stream at all is handed back unsent and moves to a
+ * tunnel that can open it, instead of waiting for its 504. */
+static void
+test_lifecycle_request_queued_on_a_tunnel_dropping_to_no_streams_moves(void **state)
+{
+	struct harness_router hr;
+	struct counted good;
+	struct rogue rg;
+	int held = -1, b, c, first;
+	bool refused_ok, moved_ok;
+
+	(void)state;
+	/* A queue of one: of two more requests, one waits and one is refused. */
+	assert_int_equal(capacity_router_start(&hr, PTTH_BALANCE_ROUND_ROBIN, 1), 0);
+	assert_int_equal(rogue_start(&rg, &hr, ROGUE_HOLD), 0);
+	assert_int_equal(capacity_rogue_ready(&rg, &hr, &held), 0);
+	b = raw_get(&hr);
+	c = raw_get(&hr);
+	assert_true(b >= 0 && c >= 0);
+	first = first_readable(b, c);
+	assert_true(first >= 0);
+	refused_ok = raw_answer_is(first == 0 ? b : c, "HTTP/1.1 503", NULL);
+	/* The other one waits in the rogue's queue. A good tunnel joins; the
+	 * queued request stays put, as it should while the rogue may still
+	 * open it, until the rogue allows no stream at all. */
+	assert_int_equal(counted_start_listed(&good, &hr, "good", 0), 0);
+	rogue_poke(&rg);
+	moved_ok = raw_answer_is(first == 0 ? c : b, "HTTP/1.1 200", "bar");
+	int rogue_saw = rogue_requests(&rg);
+	long good_served = counted_served(&good);
+	close(b);
+	close(c);
+	close(held);
+	rogue_stop(&rg);
+	counted_free(&good);
+	harness_router_free(&hr);
+
+	print_message("the rogue saw %d requests, the good backend served %ld\n", rogue_saw,
+	              good_served);
+	assert_true(refused_ok);
+	assert_true(moved_ok);
+	assert_int_equal(rogue_saw, 1);
+	assert_int_equal(good_served, 1);
+}
+
+/* ---------------------------------------------------------------------
  * The programs: SIGTERM, and a backend that comes before its router.
  */
 
@@ -1575,6 +1897,10 @@ main(void)
 		cmocka_unit_test(test_lifecycle_refused_stream_is_retried_on_another_tunnel),
 		cmocka_unit_test(test_lifecycle_refused_stream_retry_avoids_the_refusing_tunnel),
 		cmocka_unit_test(test_lifecycle_goaway_mid_load_is_retried_on_another_tunnel),
+		cmocka_unit_test(test_lifecycle_tunnel_allowing_no_streams_gets_no_request),
+		cmocka_unit_test(test_lifecycle_busy_tunnel_is_passed_over_for_one_with_room),
+		cmocka_unit_test(test_lifecycle_tunnel_without_settings_gets_no_request),
+		cmocka_unit_test(test_lifecycle_request_queued_on_a_tunnel_dropping_to_no_streams_moves),
 		cmocka_unit_test(test_lifecycle_random_balance_gives_each_tunnel_20_to_80_percent),
 		cmocka_unit_test(test_lifecycle_round_robin_balance_is_even_within_one),
 		cmocka_unit_test(test_lifecycle_least_busy_balance_sends_less_to_a_slow_tunnel),

@@ -1,9 +1,12 @@
 /*
- * test_pool.c -- unit tests for src/router/pool.c: add, remove, pick, count and
- * snapshot, the references the pool takes and gives back, the three
- * strategies (random reaching every tunnel, round-robin in turn,
- * least-busy by in_flight), and pool_wait_count() timing out or being
- * woken by another thread.
+ * test_pool.c -- unit tests for src/router/pool.c: add, join, remove, pick,
+ * count and snapshot, the references the pool takes and gives back, the
+ * three strategies (random reaching every tunnel, round-robin in turn,
+ * least-busy by in_flight), the capacity rules of the pick (a free
+ * stream first, a queue only when every tunnel is full, never a tunnel
+ * that allows no stream, one stream slot per pick even under
+ * concurrency), and pool_wait_count() timing out or being woken by
+ * another thread.
  *
  * The tunnels are real struct tunnel objects made cheaply: no socket and
  * no thread, just a reference count and an inbox, so that tunnel_unref()
@@ -21,6 +24,7 @@
 #include <cmocka.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <pthread.h>
 #include <semaphore.h>
 #include <stdatomic.h>
@@ -42,10 +46,24 @@ fake_tunnel_new(int id)
 	atomic_init(&t->refs, 1);
 	atomic_init(&t->stop, false);
 	atomic_init(&t->in_flight, 0);
+	atomic_init(&t->peer_max_streams, UINT_MAX); /* as with no limit in SETTINGS */
+	atomic_init(&t->streams_used, 0);
 	t->id = id;
 	t->fd = -1;
 	assert_int_equal(inbox_init(&t->inbox, 4), 0);
 	return t;
+}
+
+/* Lists t and makes it pickable at once, as a tunnel thread does in two
+ * steps (pool_add, then pool_join when the backend's SETTINGS arrive). */
+static int
+pool_add_joined(struct pool *p, struct tunnel *t)
+{
+	int rc = pool_add(p, t);
+
+	if (rc == 0 && !pool_join(p, t))
+		rc = -EINVAL;
+	return rc;
 }
 
 static int
@@ -74,7 +92,7 @@ test_pool_add_takes_a_reference_and_remove_drops_it(void **state)
 
 	(void)state;
 	pool_init(&p, PTTH_BALANCE_RANDOM);
-	assert_int_equal(pool_add(&p, t), 0);
+	assert_int_equal(pool_add_joined(&p, t), 0);
 	assert_int_equal(pool_count(&p), 1);
 	assert_int_equal(refs_of(t), 2);
 	pool_remove(&p, t);
@@ -92,8 +110,8 @@ test_pool_remove_is_idempotent(void **state)
 
 	(void)state;
 	pool_init(&p, PTTH_BALANCE_RANDOM);
-	assert_int_equal(pool_add(&p, a), 0);
-	assert_int_equal(pool_add(&p, b), 0);
+	assert_int_equal(pool_add_joined(&p, a), 0);
+	assert_int_equal(pool_add_joined(&p, b), 0);
 	pool_remove(&p, a);
 	/* The second remove neither drops another reference nor unlists b. */
 	pool_remove(&p, a);
@@ -117,7 +135,7 @@ test_pool_remove_of_unlisted_tunnel_changes_nothing(void **state)
 
 	(void)state;
 	pool_init(&p, PTTH_BALANCE_RANDOM);
-	assert_int_equal(pool_add(&p, listed), 0);
+	assert_int_equal(pool_add_joined(&p, listed), 0);
 	pool_remove(&p, other);
 	assert_int_equal(pool_count(&p), 1);
 	assert_int_equal(refs_of(listed), 2);
@@ -137,7 +155,7 @@ test_pool_pick_returns_the_tunnel_with_a_reference(void **state)
 
 	(void)state;
 	pool_init(&p, PTTH_BALANCE_RANDOM);
-	assert_int_equal(pool_add(&p, t), 0);
+	assert_int_equal(pool_add_joined(&p, t), 0);
 	picked = pool_pick(&p, NULL);
 	assert_ptr_equal(picked, t);
 	assert_int_equal(refs_of(t), 3); /* the test's, the pool's, the pick's */
@@ -166,7 +184,7 @@ test_pool_pick_covers_every_tunnel(void **state)
 	pool_init(&p, PTTH_BALANCE_RANDOM);
 	for (int i = 0; i < N; i++) {
 		t[i] = fake_tunnel_new(i + 1);
-		assert_int_equal(pool_add(&p, t[i]), 0);
+		assert_int_equal(pool_add_joined(&p, t[i]), 0);
 	}
 	for (int k = 0; k < PICKS; k++) {
 		struct tunnel *picked = pool_pick(&p, NULL);
@@ -203,7 +221,7 @@ test_pool_count_follows_add_and_remove_past_growth(void **state)
 	pool_init(&p, PTTH_BALANCE_RANDOM);
 	for (int i = 0; i < N; i++) {
 		t[i] = fake_tunnel_new(i + 1);
-		assert_int_equal(pool_add(&p, t[i]), 0);
+		assert_int_equal(pool_add_joined(&p, t[i]), 0);
 		assert_int_equal(pool_count(&p), (size_t)i + 1);
 	}
 	for (int i = 0; i < N; i += 2)
@@ -253,7 +271,7 @@ test_pool_snapshot_lists_each_tunnel_with_a_reference(void **state)
 	pool_init(&p, PTTH_BALANCE_RANDOM);
 	for (int i = 0; i < N; i++) {
 		t[i] = fake_tunnel_new(i + 1);
-		assert_int_equal(pool_add(&p, t[i]), 0);
+		assert_int_equal(pool_add_joined(&p, t[i]), 0);
 	}
 	n = pool_snapshot(&p, &ts);
 	assert_int_equal(n, N);
@@ -288,7 +306,7 @@ test_pool_wait_count_returns_at_once_when_enough_are_listed(void **state)
 	(void)state;
 	pool_init(&p, PTTH_BALANCE_RANDOM);
 	assert_int_equal(pool_wait_count(&p, 0, 0), 0);
-	assert_int_equal(pool_add(&p, t), 0);
+	assert_int_equal(pool_add_joined(&p, t), 0);
 	assert_int_equal(pool_wait_count(&p, 1, 0), 0);
 	pool_remove(&p, t);
 	pool_destroy(&p);
@@ -306,7 +324,7 @@ test_pool_wait_count_times_out(void **state)
 
 	(void)state;
 	pool_init(&p, PTTH_BALANCE_RANDOM);
-	assert_int_equal(pool_add(&p, t), 0);
+	assert_int_equal(pool_add_joined(&p, t), 0);
 	start = now_ms();
 	rc = pool_wait_count(&p, 2, TIMEOUT_MS);
 	elapsed = now_ms() - start;
@@ -317,6 +335,191 @@ test_pool_wait_count_times_out(void **state)
 	pool_remove(&p, t);
 	pool_destroy(&p);
 	tunnel_unref(t);
+}
+
+/* ---------------------------------------------------------------------
+ * Joining and capacity.
+ */
+
+static const int all_strategies[] = { PTTH_BALANCE_RANDOM, PTTH_BALANCE_ROUND_ROBIN,
+                                      PTTH_BALANCE_LEAST_BUSY };
+#define STRATEGIES (sizeof all_strategies / sizeof all_strategies[0])
+
+/* Sets what the tunnel thread would publish: the backend's limit and
+ * the stream slots in use. */
+static void
+set_capacity(struct tunnel *t, unsigned int max, unsigned int used)
+{
+	atomic_store(&t->peer_max_streams, max);
+	atomic_store(&t->streams_used, used);
+}
+
+/* A listed tunnel whose backend has not sent SETTINGS yet is never
+ * picked nor counted, but the router's snapshot (to stop it) sees it. */
+static void
+test_pool_tunnel_is_neither_picked_nor_counted_before_it_joins(void **state)
+{
+	struct pool p;
+	struct tunnel *t = fake_tunnel_new(1), **ts;
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_RANDOM);
+	set_capacity(t, 0, 0); /* what tunnel_start() leaves before SETTINGS */
+	assert_int_equal(pool_add(&p, t), 0);
+	assert_null(pool_pick(&p, NULL));
+	assert_int_equal(pool_count(&p), 0);
+	assert_int_equal(pool_wait_count(&p, 1, 0), -ETIMEDOUT);
+	assert_int_equal(pool_snapshot(&p, &ts), 1);
+	assert_ptr_equal(ts[0], t);
+	tunnel_unref(ts[0]);
+	free(ts);
+	/* SETTINGS arrive: the limit is published, then the tunnel joins. */
+	set_capacity(t, 100, 0);
+	assert_true(pool_join(&p, t));
+	assert_false(pool_join(&p, t));
+	assert_int_equal(pool_count(&p), 1);
+	struct tunnel *picked = pool_pick(&p, NULL);
+	assert_ptr_equal(picked, t);
+	tunnel_unref(picked);
+	/* A tunnel that left cannot join again. */
+	pool_remove(&p, t);
+	assert_false(pool_join(&p, t));
+	assert_int_equal(pool_count(&p), 0);
+	assert_int_equal(refs_of(t), 1);
+	pool_destroy(&p);
+	tunnel_unref(t);
+}
+
+/* Under every strategy, a tunnel whose streams are all in use is passed
+ * over while another has a free stream; each pick takes a slot. */
+static void
+test_pool_pick_prefers_a_tunnel_with_a_free_stream(void **state)
+{
+	(void)state;
+	for (size_t k = 0; k < STRATEGIES; k++) {
+		struct pool p;
+		struct tunnel *full = fake_tunnel_new(1), *room = fake_tunnel_new(2);
+
+		pool_init(&p, all_strategies[k]);
+		set_capacity(full, 2, 2);
+		set_capacity(room, 100, 0);
+		/* The busy one looks idle to least-busy: in_flight does not
+		 * count streams, the slots do. */
+		atomic_store(&room->in_flight, 5);
+		assert_int_equal(pool_add_joined(&p, full), 0);
+		assert_int_equal(pool_add_joined(&p, room), 0);
+		for (int i = 0; i < 50; i++) {
+			struct tunnel *t = pool_pick(&p, NULL);
+			assert_ptr_equal(t, room);
+			tunnel_unref(t);
+		}
+		assert_int_equal(atomic_load(&room->streams_used), 50);
+		assert_int_equal(atomic_load(&full->streams_used), 2);
+		pool_remove(&p, full);
+		pool_remove(&p, room);
+		pool_destroy(&p);
+		tunnel_unref(full);
+		tunnel_unref(room);
+	}
+}
+
+/* When no tunnel has a free stream, the request is queued on one that
+ * allows streams at all; a backend allowing none (SETTINGS_MAX_CONCURRENT_
+ * STREAMS = 0) is never picked, and alone it means no tunnel. */
+static void
+test_pool_pick_queues_only_when_every_tunnel_is_full(void **state)
+{
+	(void)state;
+	for (size_t k = 0; k < STRATEGIES; k++) {
+		struct pool p;
+		struct tunnel *none = fake_tunnel_new(1), *full = fake_tunnel_new(2);
+
+		pool_init(&p, all_strategies[k]);
+		set_capacity(none, 0, 0);
+		set_capacity(full, 1, 1);
+		assert_int_equal(pool_add_joined(&p, none), 0);
+		assert_null(pool_pick(&p, NULL));
+		assert_int_equal(pool_add_joined(&p, full), 0);
+		for (int i = 0; i < 20; i++) {
+			struct tunnel *t = pool_pick(&p, NULL);
+			assert_ptr_equal(t, full);
+			tunnel_unref(t);
+		}
+		assert_int_equal(atomic_load(&full->streams_used), 21);
+		assert_int_equal(atomic_load(&none->streams_used), 0);
+		/* The queue goes to a tunnel to avoid only if there is no other. */
+		assert_null(pool_pick(&p, full));
+		pool_remove(&p, none);
+		pool_remove(&p, full);
+		pool_destroy(&p);
+		tunnel_unref(none);
+		tunnel_unref(full);
+	}
+}
+
+/* What a one-pick thread is given and what it got. */
+struct one_pick {
+	struct pool *p;
+	pthread_barrier_t *start;
+	struct tunnel *t;
+};
+
+static void *
+one_pick_thread_main(void *arg)
+{
+	struct one_pick *op = arg;
+
+	pthread_barrier_wait(op->start);
+	op->t = pool_pick(op->p, NULL);
+	return NULL;
+}
+
+/* N tunnels with one free stream each and N users picking at the same
+ * moment: the slot is taken inside the pool's lock, so no two users get
+ * the same last stream while another tunnel still had one. */
+static void
+test_pool_concurrent_picks_never_share_the_last_free_stream(void **state)
+{
+	enum { N = 4, ROUNDS = 200 };
+	struct pool p;
+	struct tunnel *t[N];
+	struct one_pick op[N];
+	pthread_t tid[N];
+	pthread_barrier_t start;
+
+	(void)state;
+	pool_init(&p, PTTH_BALANCE_RANDOM);
+	for (int i = 0; i < N; i++) {
+		t[i] = fake_tunnel_new(i + 1);
+		set_capacity(t[i], 1, 0);
+		assert_int_equal(pool_add_joined(&p, t[i]), 0);
+	}
+	for (int round = 0; round < ROUNDS; round++) {
+		int per_tunnel[N] = { 0 };
+		assert_int_equal(pthread_barrier_init(&start, NULL, N), 0);
+		for (int k = 0; k < N; k++) {
+			op[k] = (struct one_pick){ .p = &p, .start = &start };
+			assert_int_equal(pthread_create(&tid[k], NULL, one_pick_thread_main, &op[k]), 0);
+		}
+		for (int k = 0; k < N; k++)
+			assert_int_equal(pthread_join(tid[k], NULL), 0);
+		pthread_barrier_destroy(&start);
+		for (int k = 0; k < N; k++) {
+			assert_non_null(op[k].t);
+			per_tunnel[op[k].t->id - 1]++;
+			tunnel_unref(op[k].t);
+		}
+		for (int i = 0; i < N; i++) {
+			assert_int_equal(per_tunnel[i], 1);
+			set_capacity(t[i], 1, 0); /* the requests ended */
+		}
+	}
+	for (int i = 0; i < N; i++) {
+		pool_remove(&p, t[i]);
+		assert_int_equal(refs_of(t[i]), 1);
+		tunnel_unref(t[i]);
+	}
+	pool_destroy(&p);
 }
 
 /* ---------------------------------------------------------------------
@@ -363,7 +566,7 @@ adder_thread_main(void *arg)
 
 	while (sem_wait(a->waiting) < 0 && errno == EINTR)
 		;
-	a->rc = pool_add(a->p, a->t);
+	a->rc = pool_add_joined(a->p, a->t);
 	return NULL;
 }
 
@@ -412,7 +615,7 @@ test_pool_round_robin_takes_each_tunnel_in_turn(void **state)
 	pool_init(&p, PTTH_BALANCE_ROUND_ROBIN);
 	for (int i = 0; i < N; i++) {
 		t[i] = fake_tunnel_new(i + 1);
-		assert_int_equal(pool_add(&p, t[i]), 0);
+		assert_int_equal(pool_add_joined(&p, t[i]), 0);
 	}
 	for (int k = 0; k < N * CYCLES; k++) {
 		seq[k] = pool_pick(&p, NULL);
@@ -448,7 +651,7 @@ test_pool_least_busy_picks_the_tunnel_with_fewest_in_flight(void **state)
 	for (int i = 0; i < N; i++) {
 		t[i] = fake_tunnel_new(i + 1);
 		atomic_store(&t[i]->in_flight, load[i]);
-		assert_int_equal(pool_add(&p, t[i]), 0);
+		assert_int_equal(pool_add_joined(&p, t[i]), 0);
 	}
 	for (int k = 0; k < 10; k++) {
 		struct tunnel *picked = pool_pick(&p, NULL);
@@ -513,7 +716,7 @@ test_pool_refcounts_return_to_baseline_after_concurrent_use(void **state)
 	pool_init(&p, PTTH_BALANCE_RANDOM);
 	for (int i = 0; i < N; i++) {
 		t[i] = fake_tunnel_new(i + 1);
-		assert_int_equal(pool_add(&p, t[i]), 0);
+		assert_int_equal(pool_add_joined(&p, t[i]), 0);
 	}
 	for (int k = 0; k < PICKERS; k++) {
 		pk[k] = (struct picker){ .p = &p, .rounds = ROUNDS };
@@ -523,7 +726,7 @@ test_pool_refcounts_return_to_baseline_after_concurrent_use(void **state)
 	for (int c = 0; c < CHURN; c++) {
 		struct tunnel *x = t[1 + c % (N - 1)];
 		pool_remove(&p, x);
-		assert_int_equal(pool_add(&p, x), 0);
+		assert_int_equal(pool_add_joined(&p, x), 0);
 	}
 	for (int k = 0; k < PICKERS; k++) {
 		assert_int_equal(pthread_join(tid[k], NULL), 0);
@@ -556,9 +759,9 @@ test_pool_pick_avoids_the_given_tunnel(void **state)
 		struct tunnel *a = fake_tunnel_new(1), *b = fake_tunnel_new(2);
 
 		pool_init(&p, strategies[k]);
-		assert_int_equal(pool_add(&p, a), 0);
+		assert_int_equal(pool_add_joined(&p, a), 0);
 		assert_null(pool_pick(&p, a));
-		assert_int_equal(pool_add(&p, b), 0);
+		assert_int_equal(pool_add_joined(&p, b), 0);
 		for (int i = 0; i < 100; i++) {
 			struct tunnel *t = pool_pick(&p, a);
 			assert_ptr_equal(t, b);
@@ -598,7 +801,7 @@ test_pool_wait_at_most_returns_when_another_thread_removes(void **state)
 
 	(void)state;
 	pool_init(&p, PTTH_BALANCE_RANDOM);
-	assert_int_equal(pool_add(&p, t), 0);
+	assert_int_equal(pool_add_joined(&p, t), 0);
 	assert_int_equal(pool_wait_at_most(&p, 1, 0), 0);
 	assert_int_equal(pool_wait_at_most(&p, 0, 50), -ETIMEDOUT);
 	assert_int_equal(sem_init(&waiting, 0, 0), 0);
@@ -639,6 +842,10 @@ main(void)
 		cmocka_unit_test(test_pool_round_robin_takes_each_tunnel_in_turn),
 		cmocka_unit_test(test_pool_least_busy_picks_the_tunnel_with_fewest_in_flight),
 		cmocka_unit_test(test_pool_refcounts_return_to_baseline_after_concurrent_use),
+		cmocka_unit_test(test_pool_tunnel_is_neither_picked_nor_counted_before_it_joins),
+		cmocka_unit_test(test_pool_pick_prefers_a_tunnel_with_a_free_stream),
+		cmocka_unit_test(test_pool_pick_queues_only_when_every_tunnel_is_full),
+		cmocka_unit_test(test_pool_concurrent_picks_never_share_the_last_free_stream),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

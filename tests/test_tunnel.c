@@ -619,6 +619,10 @@ raw_backend_setup(void **state)
 	}
 	if (tunnel_start(f->r, sv[0]) < 0)
 		return -1;
+	/* The raw server's SETTINGS: the router picks and counts a tunnel
+	 * only once they arrived. */
+	if (raw_peer_flush(f->peer) < 0)
+		return -1;
 	return ptth_router_wait_tunnels(f->r, 1, WAIT_MS);
 }
 
@@ -1004,7 +1008,8 @@ test_tunnel_post_body_is_echoed_byte_identical(void **state)
 }
 
 /* CONCURRENT streams on one tunnel, all open at the same time: no
- * handler answers until every one of them has started. */
+ * handler answers until every one of them has started. Each takes a
+ * stream slot, and gives it back when its stream closes. */
 static void
 test_tunnel_carries_100_concurrent_exchanges(void **state)
 {
@@ -1023,6 +1028,9 @@ test_tunnel_carries_100_concurrent_exchanges(void **state)
 	for (int i = 1; i < CONCURRENT; i++)
 		assert_ptr_equal(rq[i].t, t); /* one tunnel carries them all */
 	assert_int_equal(atomic_load(&t->in_flight), CONCURRENT);
+	/* The pick sees the backend's limit and a slot per request. */
+	assert_int_equal(atomic_load(&t->peer_max_streams), BACKEND_MAX_STREAMS);
+	assert_int_equal(atomic_load(&t->streams_used), CONCURRENT);
 	for (int i = 0; i < CONCURRENT; i++) {
 		char expect[32], buf[64];
 		size_t len;
@@ -1038,6 +1046,8 @@ test_tunnel_carries_100_concurrent_exchanges(void **state)
 	}
 	assert_int_equal(completed, CONCURRENT);
 	assert_int_equal(atomic_load(&t->in_flight), 0);
+	/* Each stream gave its slot back as it closed, before its user woke. */
+	assert_int_equal(atomic_load(&t->streams_used), 0);
 	tunnel_unref(t);
 	mutex_lock(&f->bs.mu);
 	assert_int_equal(f->bs.gate_entered, CONCURRENT);
@@ -1175,6 +1185,8 @@ test_tunnel_backend_stop_fails_in_flight_exchanges(void **state)
 	print_message("in-flight exchanges ended with: %s / %s\n", ptth_strerror(head_rc),
 	              ptth_strerror(body_rc));
 	assert_false(exchange_in_head_done(no_head.ex));
+	/* Both stream slots came back before their users woke. */
+	assert_int_equal(atomic_load(&no_head.t->streams_used), 0);
 	/* Writing the request body now fails too. */
 	assert_true(exchange_write_out_all(mid_body.ex, "x", 1) < 0);
 	assert_int_equal(pool_wait_empty(&f->r->pool), 0);
@@ -1185,7 +1197,9 @@ test_tunnel_backend_stop_fails_in_flight_exchanges(void **state)
 	late.ex = exchange_new(ROUTER_STREAM_WINDOW);
 	assert_non_null(late.ex);
 	late.ex->inbox = &late.t->inbox;
+	atomic_fetch_add(&late.t->streams_used, 1); /* the slot a pick would take */
 	assert_int_equal(tunnel_submit(late.t, late.ex), -EPIPE);
+	assert_int_equal(atomic_load(&late.t->streams_used), 0); /* given back */
 	exchange_unref(late.ex);
 	request_end(&no_head);
 	request_end(&mid_body);

@@ -3,6 +3,7 @@
 #define PTTH_POOL_H
 
 #include <pthread.h>
+#include <stdbool.h>
 #include <stddef.h>
 
 struct tunnel;
@@ -10,9 +11,10 @@ struct tunnel;
 struct pool {
 	pthread_mutex_t mu;      /* lock order: taken alone, never nested */
 	pthread_cond_t changed;  /* broadcast when a tunnel joins or leaves */
-	/* guarded by mu: */
-	struct tunnel **items;
+	/* guarded by mu (and so is each listed tunnel's joined flag): */
+	struct tunnel **items;   /* every listed tunnel, joined or not yet */
 	size_t count, alloc;
+	size_t joined;           /* how many of them may be picked */
 	unsigned int seed;       /* rand_r() state for the random choice */
 	size_t next;             /* where round-robin (and least-busy ties) start */
 	int balance;             /* enum ptth_balance; set at init */
@@ -21,6 +23,7 @@ struct pool {
 void pool_init(struct pool *p, int balance);
 void pool_destroy(struct pool *p);
 int pool_add(struct pool *p, struct tunnel *t);
+bool pool_join(struct pool *p, struct tunnel *t);
 void pool_remove(struct pool *p, struct tunnel *t);
 struct tunnel *pool_pick(struct pool *p, const struct tunnel *avoid);
 size_t pool_count(struct pool *p);

@@ -9,16 +9,28 @@
  *          session. User connection threads call tunnel_submit() and kick
  *          exchanges through the inbox; the router calls tunnel_stop().
  * Locks:   none of its own; the inbox and each exchange have theirs, and
- *          this thread never holds one while calling nghttp2.
+ *          this thread never holds one while calling nghttp2. What the
+ *          pick reads, t->peer_max_streams and t->streams_used, are
+ *          atomics written without a lock (see pool.c for why that is
+ *          enough); t->joined is guarded by its pool's mu.
  * Interface:
  *   - tunnel_start(): takes a freshly accepted socket, starts the thread,
  *     which first tells a raw dialler from a PTTH handshake and answers
  *     the handshake (tunnel_greet(), tunnel_handshake.c), so that a slow
- *     dialler holds up only its own thread, then adds the tunnel to its
- *     service's pool (or the default pool) once its session exists;
+ *     dialler holds up only its own thread, then lists the tunnel in its
+ *     service's pool (or the default pool) once its session exists (so
+ *     the router can stop it), and joins that pool, to be picked and
+ *     counted, only when the backend's SETTINGS arrive: a backend that
+ *     never speaks gets no request;
  *   - tunnel_submit(): hand a request over (fails when the queue is full
  *     or the tunnel is closing);
  *   - tunnel_stop(): ask the thread to close the tunnel and end.
+ * Capacity: the thread publishes the backend's SETTINGS_MAX_CONCURRENT_
+ * STREAMS (peer_max_streams) and gives each request's stream slot back
+ * (streams_used) when the request leaves it: stream closed, or refused
+ * unsent. pool_pick() takes the slots, and picks a tunnel with one free;
+ * queued requests wait only when no tunnel had one. A backend that later
+ * allows no stream at all gets its queued requests handed back unsent.
  * When the tunnel ends for any reason, every request on it ends too:
  * queued ones are refused (PTTH_EREFUSED: the user thread retries them on
  * another tunnel), open ones fail with PTTH_ECLOSED, so each user thread
@@ -60,10 +72,12 @@ struct tunnel_thread {
 	struct session_io io;
 	struct exchange *open;       /* submitted streams not yet closed */
 	uint32_t open_count;
+	bool joined;                 /* the backend's SETTINGS arrived: picked from its
+	                                pool (pool_join) and counted by the services */
 	bool goaway;                 /* the backend sent GOAWAY: no new streams */
 	struct exchange_batch batch; /* users to wake after this pass */
 	struct keepalive ka;
-	bool listed;                 /* in its pool, counted by the services */
+	bool listed;                 /* in its pool (pool_add), so the router can stop it */
 	bool handshake;              /* it came through the PTTH handshake */
 	struct exchange **kicked;    /* scratch array for inbox_take_kicked() */
 	size_t kicked_alloc;
@@ -97,13 +111,28 @@ tunnel_stop(struct tunnel *t)
 	inbox_wake(&t->inbox);
 }
 
-/* Hands ex to the tunnel thread. Ownership of one new reference passes
- * to the tunnel thread. Returns 0, -EAGAIN (queue full) or -EPIPE (the
- * tunnel is closing). */
+/* Hands ex to the tunnel thread; t came from pool_pick(), which took a
+ * stream slot for ex. Ownership of one new reference passes to the
+ * tunnel thread, and so does the slot. Returns 0, or -EAGAIN (queue
+ * full) or -EPIPE (the tunnel is closing) after giving the slot back. */
 int
 tunnel_submit(struct tunnel *t, struct exchange *ex)
 {
-	return inbox_push(&t->inbox, ex);
+	int rc = inbox_push(&t->inbox, ex);
+
+	if (rc < 0)
+		atomic_fetch_sub(&t->streams_used, 1);
+	return rc;
+}
+
+/* The tunnel thread is done with ex, a request it took from its queue
+ * (opened, refused or failed): gives its stream slot back to the pick
+ * and drops the tunnel's reference. */
+static void
+tunnel_release(struct tunnel_thread *tt, struct exchange *ex)
+{
+	atomic_fetch_sub(&tt->t->streams_used, 1);
+	exchange_unref(ex);
 }
 
 /* Implements nghttp2_on_begin_headers_callback. We use it to start the
@@ -142,18 +171,35 @@ on_header_callback(nghttp2_session *session, const nghttp2_frame *frame,
 	return 0;
 }
 
-/* Lists the tunnel in its pool and counts it. Returns 0 or -ENOMEM. */
+/* Lists the tunnel in its pool, where the router's stop finds it; it
+ * is neither picked nor counted before tunnel_join_pool(). Returns 0 or
+ * -ENOMEM. */
 static int
-tunnel_join_pool(struct tunnel_thread *tt)
+tunnel_list_in_pool(struct tunnel_thread *tt)
 {
-	struct ptth_router *r = tt->t->router;
 	int rc = pool_add(tt->t->pool, tt->t);
 
-	if (rc == 0) {
-		tt->listed = true;
-		services_joined(&r->services, tt->t->service);
-	}
+	tt->listed = rc == 0;
 	return rc;
+}
+
+/* The backend's first SETTINGS arrived: the tunnel joins its pool, to be
+ * picked, and is counted by the services. Not after a GOAWAY. */
+static void
+tunnel_join_pool(struct tunnel_thread *tt, uint32_t max_streams)
+{
+	struct tunnel *t = tt->t;
+	char streams[16] = "any number of";
+
+	if (tt->joined || !tt->listed || !pool_join(t->pool, t))
+		return;
+	tt->joined = true;
+	services_joined(&t->router->services, t->service);
+	if (max_streams != UINT32_MAX) /* nghttp2's value when the backend sets no limit */
+		snprintf(streams, sizeof streams, "%" PRIu32, max_streams);
+	log_info("Tunnel added: %s (%s%s, %s, %s streams at once)", t->name,
+	         t->service_name[0] ? "service " : "default pool", t->service_name,
+	         tt->handshake ? "handshake" : "raw", streams);
 }
 
 /* Unlists the tunnel, once: no user picks it from now on. */
@@ -164,7 +210,9 @@ tunnel_leave_pool(struct tunnel_thread *tt)
 		return;
 	tt->listed = false;
 	pool_remove(tt->t->pool, tt->t);
-	services_left(&tt->t->router->services, tt->t->service);
+	if (tt->joined)
+		services_left(&tt->t->router->services, tt->t->service);
+	tt->joined = false;
 }
 
 /* The backend will take no new streams (it is stopping): leave the pool
@@ -184,9 +232,25 @@ tunnel_on_goaway(struct tunnel_thread *tt, const nghttp2_frame *frame)
 	         frame->goaway.error_code);
 }
 
+/* The backend's SETTINGS arrived: publish how many streams it allows
+ * (nghttp2 has applied them by now) for the pick to read, and, the first
+ * time, join the pool. Until then the tunnel is listed (the router can
+ * stop it) but never picked: a backend that never speaks gets no request.
+ * After a GOAWAY the tunnel has left its pool and does not come back. */
+static void
+tunnel_on_settings(struct tunnel_thread *tt, nghttp2_session *session)
+{
+	uint32_t max = nghttp2_session_get_remote_settings(
+		session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+
+	atomic_store(&tt->t->peer_max_streams, max);
+	tunnel_join_pool(tt, max);
+}
+
 /* Implements nghttp2_on_frame_recv_callback. We use it to notice the end
  * of a response head (the user thread may now write the status line), the
- * end of a response body, PING acknowledgements and GOAWAY, and to trace. */
+ * end of a response body, the backend's SETTINGS, PING acknowledgements
+ * and GOAWAY, and to trace. */
 static int
 on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame,
                        void *user_data)
@@ -197,6 +261,8 @@ on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame,
 	trace_frame(&tt->trace, TRACE_RECV, frame);
 	if (frame->hd.type == NGHTTP2_PING && (frame->hd.flags & NGHTTP2_FLAG_ACK))
 		keepalive_on_ack(&tt->ka);
+	if (frame->hd.type == NGHTTP2_SETTINGS && !(frame->hd.flags & NGHTTP2_FLAG_ACK))
+		tunnel_on_settings(tt, session);
 	if (frame->hd.type == NGHTTP2_GOAWAY)
 		tunnel_on_goaway(tt, frame);
 	if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
@@ -292,7 +358,7 @@ tunnel_stream_error(uint32_t error_code)
 }
 
 /* Implements nghttp2_on_stream_close_callback. We use it to end the
- * exchange (waking its user thread) and drop the tunnel's reference. */
+ * exchange (waking its user thread) and give back its stream slot. */
 static int
 on_stream_close_callback(nghttp2_session *session, int32_t stream_id,
                          uint32_t error_code, void *user_data)
@@ -306,7 +372,7 @@ on_stream_close_callback(nghttp2_session *session, int32_t stream_id,
 	exchange_open_unlink(&tt->open, ex);
 	tt->open_count--;
 	exchange_close(ex, session, tunnel_stream_error(error_code));
-	exchange_unref(ex);
+	tunnel_release(tt, ex);
 	return 0;
 }
 
@@ -351,8 +417,18 @@ out_cbs:
 	return rc;
 }
 
+/* Ends a request taken from the queue without opening a stream for it:
+ * PTTH_EREFUSED when it was never sent (its user sends it elsewhere). */
+static void
+tunnel_end_unopened(struct tunnel_thread *tt, struct exchange *ex, int error)
+{
+	exchange_close(ex, NULL, error);
+	tunnel_release(tt, ex);
+}
+
 /* Submits one queued request as a new stream. The tunnel's reference on
- * ex now belongs to the stream and is dropped in on_stream_close_callback. */
+ * ex, and its stream slot, now belong to the stream and are given back
+ * in on_stream_close_callback. */
 static void
 tunnel_submit_stream(struct tunnel_thread *tt, struct exchange *ex)
 {
@@ -368,22 +444,19 @@ tunnel_submit_stream(struct tunnel_thread *tt, struct exchange *ex)
 	cancelled = ex->cancelled;
 	mutex_unlock(&ex->mu);
 	if (tt->goaway || !nghttp2_session_check_request_allowed(tt->session)) {
-		exchange_close(ex, NULL, PTTH_EREFUSED); /* never sent: retry elsewhere */
-		exchange_unref(ex);
+		tunnel_end_unopened(tt, ex, PTTH_EREFUSED); /* never sent: retry elsewhere */
 		return;
 	}
 	nv = cancelled ? NULL : headers_to_nv(&ex->out_head);
 	if (nv == NULL) {
-		exchange_close(ex, NULL, cancelled ? PTTH_ECLOSED : -ENOMEM);
-		exchange_unref(ex);
+		tunnel_end_unopened(tt, ex, cancelled ? PTTH_ECLOSED : -ENOMEM);
 		return;
 	}
 	id = nghttp2_submit_request(tt->session, NULL, nv, ex->out_head.count,
 	                            ex->out_has_body ? &body : NULL, ex);
 	free(nv);
 	if (id < 0) {
-		exchange_close(ex, NULL, PTTH_EPROTO);
-		exchange_unref(ex);
+		tunnel_end_unopened(tt, ex, PTTH_EPROTO);
 		return;
 	}
 	ex->stream_id = id;
@@ -396,21 +469,28 @@ tunnel_submit_stream(struct tunnel_thread *tt, struct exchange *ex)
 /* Submits queued requests while the backend allows more concurrent
  * streams (its SETTINGS_MAX_CONCURRENT_STREAMS). The rest wait in the
  * bounded queue, where a full queue turns into a 503 for the user,
- * instead of piling up inside nghttp2 without bound. Returns true when
- * it submitted any. */
+ * instead of piling up inside nghttp2 without bound. The pick queues a
+ * request here only when no tunnel had a free stream. A backend that
+ * now allows no stream at all (a later SETTINGS lowered it to 0) gets
+ * no more picks, and what waits here is handed back unsent, so that
+ * each user thread sends its request to a tunnel that can open it.
+ * Returns true when it submitted any. */
 static bool
 tunnel_take_fresh(struct tunnel_thread *tt)
 {
 	uint32_t limit = nghttp2_session_get_remote_settings(
 		tt->session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
+	bool refuse = tt->goaway || limit == 0;
 	struct exchange *ex;
 	bool took = false;
 
-	if (tt->goaway)
-		limit = UINT32_MAX; /* each is refused at once, see tunnel_submit_stream */
-	while (tt->open_count < limit && (ex = inbox_pop(&tt->t->inbox)) != NULL) {
-		tunnel_submit_stream(tt, ex);
-		took = true;
+	while ((refuse || tt->open_count < limit) && (ex = inbox_pop(&tt->t->inbox)) != NULL) {
+		if (refuse) {
+			tunnel_end_unopened(tt, ex, PTTH_EREFUSED); /* never sent */
+		} else {
+			tunnel_submit_stream(tt, ex);
+			took = true;
+		}
 	}
 	return took;
 }
@@ -502,17 +582,15 @@ tunnel_fail_all(struct tunnel_thread *tt)
 	struct exchange *ex;
 	size_t n;
 
-	while ((ex = inbox_pop(ib)) != NULL) {
-		exchange_close(ex, NULL, PTTH_EREFUSED); /* never sent: retry elsewhere */
-		exchange_unref(ex);
-	}
+	while ((ex = inbox_pop(ib)) != NULL)
+		tunnel_end_unopened(tt, ex, PTTH_EREFUSED); /* never sent: retry elsewhere */
 	n = inbox_take_kicked(ib, &tt->kicked, &tt->kicked_alloc);
 	for (size_t i = 0; i < n; i++)
 		exchange_unref(tt->kicked[i]);
 	while ((ex = tt->open) != NULL) {
 		exchange_open_unlink(&tt->open, ex);
 		exchange_close(ex, NULL, PTTH_ECLOSED);
-		exchange_unref(ex);
+		tunnel_release(tt, ex);
 	}
 }
 
@@ -644,15 +722,14 @@ tunnel_thread_main(void *arg)
 		/* Refused, or gone before the handshake ended: logged already. */
 	} else if (tunnel_session_new(&tt) < 0) {
 		reason = "cannot create session";
-	} else if (tunnel_join_pool(&tt) < 0) {
+	} else if (tunnel_list_in_pool(&tt) < 0) {
 		reason = "out of memory";
 	} else if (router_is_stopping(r)) {
 		/* Added after ptth_router_stop() took its snapshot of the pool. */
 		reason = "router stopping";
 	} else {
-		log_info("Tunnel added: %s (%s%s, %s)", t->name,
-		         t->service_name[0] ? "service " : "default pool", t->service_name,
-		         tt.handshake ? "handshake" : "raw");
+		/* Listed, so that the router can stop it; picked only once the
+		 * backend's SETTINGS arrive (tunnel_on_settings). */
 		reason = tunnel_run(&tt);
 	}
 	tunnel_leave_pool(&tt);
@@ -693,6 +770,8 @@ tunnel_start(struct ptth_router *r, int fd)
 	t->router = r;
 	t->fd = fd;
 	atomic_init(&t->in_flight, 0);
+	atomic_init(&t->peer_max_streams, 0);
+	atomic_init(&t->streams_used, 0);
 	net_peer_name(fd, t->name, sizeof t->name);
 	net_set_nodelay(fd);
 	net_set_keepalive(fd);

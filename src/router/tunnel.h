@@ -18,6 +18,18 @@ struct tunnel {
 	atomic_int in_flight;     /* requests handed over and not yet finished
 	                             by their user thread (least-busy balancing) */
 
+	/* The capacity pool_pick() reads, atomics outside every lock: */
+	atomic_uint peer_max_streams; /* the backend's SETTINGS_MAX_CONCURRENT_STREAMS,
+	                             stored by the tunnel thread; 0 until it joins */
+	atomic_uint streams_used; /* stream slots taken: one per request picked
+	                             for this tunnel, queued or open; taken by
+	                             pool_pick() under the pool's mu, given back
+	                             by tunnel_submit() on failure or by the
+	                             tunnel thread when the request leaves it */
+
+	/* guarded by the mu of the pool it is listed in (pool->mu): */
+	bool joined;              /* pickable: the backend's SETTINGS arrived */
+
 	/* Set before the thread starts, read-only afterwards: */
 	struct ptth_router *router;
 	int fd;                   /* closed by the tunnel thread when it ends */
