@@ -2328,6 +2328,57 @@ test_contract_max_header_bytes_above_the_parser_cap_is_refused_at_start(void **s
 	assert_ok(still_serves(e));
 }
 
+/* A GET /foo with n fields "X-Big-I" of size bytes each, after Host. */
+static char *
+request_with_big_fields(int n, size_t size)
+{
+	size_t cap = (size_t)n * (size + 32) + 128, len;
+	char *req = malloc(cap);
+
+	if (req == NULL)
+		return NULL;
+	len = (size_t)sprintf(req, "GET /foo HTTP/1.1\r\nHost: x\r\n");
+	for (int i = 0; i < n; i++) {
+		len += (size_t)sprintf(req + len, "X-Big-%02d: ", i);
+		memset(req + len, 'b', size);
+		len += size;
+		len += (size_t)sprintf(req + len, "\r\n");
+	}
+	strcpy(req + len, "\r\n");
+	return req;
+}
+
+/* A head within --max-header-bytes whose HTTP/2 form is larger than
+ * nghttp2 will send (a header block over 64 KiB): the user's request is
+ * too large, so 431, not a retry on another tunnel and then a 503, and
+ * the tunnel, which did nothing wrong, stays in the pool. Nothing
+ * reaches the backend. */
+static void
+test_contract_head_too_large_for_http2_is_431_and_not_retried(void **state)
+{
+	struct env *e = *state;
+	struct ptth_router_options o;
+	struct fake *f;
+	/* 36 fields of 2000 bytes: 72 KB as HTTP/1.1, under the highest
+	 * --max-header-bytes (http-parser's own 80 KiB), over 64 KiB as an
+	 * HTTP/2 header block. */
+	char *big = request_with_big_fields(36, 2000);
+
+	assert_non_null(big);
+	env_options(&o);
+	o.max_header_bytes = PTTH_MAX_HEADER_BYTES_CAP;
+	f = env_start_with_fake(e, &o, 100);
+	assert_ok(rejected_then_closed(e, big, false, 431));
+	free(big);
+	pthread_mutex_lock(&f->mu);
+	int requests = f->requests;
+	pthread_mutex_unlock(&f->mu);
+	assert_int_equal(requests, 0);
+	assert_int_equal(ptth_router_tunnel_count(e->router), 1);
+	assert_ok(still_serves(e));
+	assert_int_equal(fake_wait(f, FAKE_REQUESTS, 1), 0);
+}
+
 /* A GET /headers with Host and n - 1 more fields: n fields in all. */
 static void
 request_with_fields(char *buf, size_t size, int n)
@@ -3780,6 +3831,7 @@ main(void)
 		CONTRACT_TEST(test_contract_head_over_the_parser_cap_is_431_then_close),
 		CONTRACT_TEST(test_contract_max_header_bytes_above_the_parser_cap_is_refused_at_start),
 		CONTRACT_TEST(test_contract_fields_over_max_header_fields_are_431_then_close),
+		CONTRACT_TEST(test_contract_head_too_large_for_http2_is_431_and_not_retried),
 		CONTRACT_TEST(test_contract_content_length_over_max_body_is_413_before_the_body),
 		CONTRACT_TEST(test_contract_chunked_body_growing_over_max_body_is_413_then_close),
 		CONTRACT_TEST(test_contract_unknown_expectation_is_417_then_close),

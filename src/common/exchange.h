@@ -79,6 +79,8 @@ struct exchange {
 
 	/* tunnel thread only, no lock: */
 	int32_t stream_id;          /* 0 until the stream exists */
+	int send_error;             /* router: nghttp2 would not send the request
+	                               head (PTTH_ETOOBIG), or 0 */
 	bool head_submitted;        /* backend: response HEADERS submitted */
 	bool reset_sent;            /* RST_STREAM submitted after a cancel */
 	bool malformed_logged;      /* router: a malformed response was logged */

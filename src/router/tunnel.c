@@ -31,6 +31,8 @@
  * unsent. pool_pick() takes the slots, and picks a tunnel with one free;
  * queued requests wait only when no tunnel had one. A backend that later
  * allows no stream at all gets its queued requests handed back unsent.
+ * A request head nghttp2 will not send (over 64 KiB as HTTP/2) fails
+ * its stream with PTTH_ETOOBIG, the user's 431, and is not retried.
  * When the tunnel ends for any reason, every request on it ends too:
  * queued ones are refused (PTTH_EREFUSED: the user thread retries them on
  * another tunnel), open ones fail with PTTH_ECLOSED, so each user thread
@@ -357,6 +359,32 @@ tunnel_stream_error(uint32_t error_code)
 	return error_code == NGHTTP2_REFUSED_STREAM ? PTTH_EREFUSED : PTTH_ERESET;
 }
 
+/* Implements nghttp2_on_frame_not_send_callback. We use it to tell a
+ * request head that is too large for HTTP/2 from a refusal that is the
+ * tunnel's. nghttp2 will not send a header block over 64 KiB
+ * (NGHTTP2_ERR_FRAME_SIZE_ERROR) or one it cannot pack (NGHTTP2_ERR_
+ * HEADER_COMP), and then
+ * closes the stream with REFUSED_STREAM, as it does after a GOAWAY; but
+ * another tunnel would fail the same way. The user's request is too
+ * large: its user thread answers 431 and retries nothing. */
+static int
+on_frame_not_send_callback(nghttp2_session *session, const nghttp2_frame *frame,
+                           int lib_error_code, void *user_data)
+{
+	struct exchange *ex;
+
+	(void)user_data;
+	if (frame->hd.type != NGHTTP2_HEADERS || frame->headers.cat != NGHTTP2_HCAT_REQUEST)
+		return 0;
+	if (lib_error_code != NGHTTP2_ERR_FRAME_SIZE_ERROR &&
+	    lib_error_code != NGHTTP2_ERR_HEADER_COMP)
+		return 0;
+	ex = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
+	if (ex != NULL)
+		ex->send_error = PTTH_ETOOBIG;
+	return 0;
+}
+
 /* Implements nghttp2_on_stream_close_callback. We use it to end the
  * exchange (waking its user thread) and give back its stream slot. */
 static int
@@ -371,7 +399,8 @@ on_stream_close_callback(nghttp2_session *session, int32_t stream_id,
 	nghttp2_session_set_stream_user_data(session, stream_id, NULL);
 	exchange_open_unlink(&tt->open, ex);
 	tt->open_count--;
-	exchange_close(ex, session, tunnel_stream_error(error_code));
+	exchange_close(ex, session, ex->send_error != 0 ? ex->send_error
+	                                                : tunnel_stream_error(error_code));
 	tunnel_release(tt, ex);
 	return 0;
 }
@@ -400,6 +429,7 @@ tunnel_session_new(struct tunnel_thread *tt)
 	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs, on_data_chunk_recv_callback);
 	nghttp2_session_callbacks_set_on_stream_close_callback(cbs, on_stream_close_callback);
 	nghttp2_session_callbacks_set_on_begin_frame_callback(cbs, on_begin_frame_callback);
+	nghttp2_session_callbacks_set_on_frame_not_send_callback(cbs, on_frame_not_send_callback);
 	/* Flow control is our backpressure: consume only what users took. */
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	if (nghttp2_session_client_new2(&tt->session, cbs, tt, opt) != 0)

@@ -335,6 +335,13 @@ user_conn_send_gateway_error(struct user_conn *c, int rc)
 		return user_conn_send_simple(c, 503, "Retry-After: 1",
 		                             "503 Service Unavailable: no tunnel took the request");
 	}
+	if (rc == PTTH_ETOOBIG) {
+		/* The head fit our limits but not HTTP/2's (see
+		 * on_frame_not_send_callback): the request's fault, not the tunnel's. */
+		log_info("%s: 431 request head too large for HTTP/2", c->peer);
+		return user_conn_send_simple(c, 431, NULL, "431 Request Header Fields Too Large: "
+		                             "request header fields too large to forward");
+	}
 	if (rc == PTTH_ECLOSED) {
 		log_info("%s: tunnel %s closed before the response", c->peer, c->req.tunnel->name);
 		return user_conn_send_simple(c, 502, NULL, "502 Bad Gateway: tunnel %s closed",
