@@ -117,10 +117,13 @@ int ptth_router_start(struct ptth_router *r);
  * for. Either pointer may be NULL. Returns 0, or PTTH_ESTATE before start. */
 int ptth_router_ports(const struct ptth_router *r, int *http_port, int *tunnel_port);
 
-/* The number of tunnels currently able to take requests. */
+/* The number of tunnels in every pool: connected, their backend's
+ * SETTINGS received (only then does a tunnel join its pool), and not
+ * draining after a GOAWAY. */
 int ptth_router_tunnel_count(struct ptth_router *r);
 
-/* Waits until at least n tunnels are live or timeout_ms passes.
+/* Waits until at least n tunnels are live (as ptth_router_tunnel_count()
+ * counts them) or timeout_ms passes.
  * Returns 0, or -ETIMEDOUT. Meant for tests and scripts. */
 int ptth_router_wait_tunnels(struct ptth_router *r, int n, int timeout_ms);
 

@@ -362,11 +362,11 @@ tunnel_stream_error(uint32_t error_code)
 /* Implements nghttp2_on_frame_not_send_callback. We use it to tell a
  * request head that is too large for HTTP/2 from a refusal that is the
  * tunnel's. nghttp2 will not send a header block over 64 KiB
- * (NGHTTP2_ERR_FRAME_SIZE_ERROR) or one it cannot pack (NGHTTP2_ERR_
- * HEADER_COMP), and then
- * closes the stream with REFUSED_STREAM, as it does after a GOAWAY; but
- * another tunnel would fail the same way. The user's request is too
- * large: its user thread answers 431 and retries nothing. */
+ * (NGHTTP2_ERR_FRAME_SIZE_ERROR) or one it cannot pack
+ * (NGHTTP2_ERR_HEADER_COMP), and then closes the stream with
+ * REFUSED_STREAM, as it does after a GOAWAY; but another tunnel would
+ * fail the same way. The user's request is too large: its user thread
+ * answers 431 and retries nothing. */
 static int
 on_frame_not_send_callback(nghttp2_session *session, const nghttp2_frame *frame,
                            int lib_error_code, void *user_data)
