@@ -543,18 +543,21 @@ raw_peer_flush(struct raw_peer *rp)
 
 /* Sends and receives until *counter (a field of rp) reaches n.
  * Returns 0, -ETIMEDOUT when nothing arrives for WAIT_MS, or -EPIPE
- * when the other end closed or broke the session. */
+ * when the other end closed or broke the session. A write that fails
+ * because the other end closed does not end the pump at once: what it
+ * sent before closing (a GOAWAY) is still there to read. */
 static int
 raw_peer_pump_until(struct raw_peer *rp, const int *counter, int n)
 {
 	uint8_t buf[16384];
+	bool closed = false;
 
 	for (;;) {
 		struct pollfd p = { .fd = rp->fd, .events = POLLIN };
 		ssize_t got;
 
-		if (raw_peer_flush(rp) < 0 || rp->write_failed)
-			return -EPIPE;
+		if (!closed && (raw_peer_flush(rp) < 0 || rp->write_failed))
+			closed = true;
 		if (*counter >= n)
 			return 0;
 		if (poll(&p, 1, WAIT_MS) == 0)
