@@ -155,23 +155,25 @@ pool_eligible_locked(struct tunnel *t, const struct tunnel *avoid, bool need_roo
 	return !need_room || atomic_load(&t->streams_used) < max;
 }
 
-/* The index of the first eligible tunnel at or after p->next, in turn.
- * Caller must hold p->mu; at least one tunnel is eligible. */
+/* The index of the first eligible tunnel at or after p->next, in turn,
+ * or SIZE_MAX. Caller must hold p->mu; p->count > 0. */
 static size_t
 pool_round_robin_locked(struct pool *p, const struct tunnel *avoid, bool need_room)
 {
-	size_t i = p->next % p->count;
-
-	while (!pool_eligible_locked(p->items[i], avoid, need_room))
-		i = (i + 1) % p->count;
-	p->next = i + 1;
-	return i;
+	for (size_t k = 0; k < p->count; k++) {
+		size_t i = (p->next + k) % p->count;
+		if (pool_eligible_locked(p->items[i], avoid, need_room)) {
+			p->next = i + 1;
+			return i;
+		}
+	}
+	return SIZE_MAX;
 }
 
-/* The index of the eligible tunnel with the fewest requests in flight;
- * ties go to the first one found from the round-robin position, so that
- * idle tunnels share the load. Caller must hold p->mu; at least one
- * tunnel is eligible. */
+/* The index of the eligible tunnel with the fewest requests in flight,
+ * or SIZE_MAX; ties go to the first one found from the round-robin
+ * position, so that idle tunnels share the load. Caller must hold p->mu;
+ * p->count > 0. */
 static size_t
 pool_least_busy_locked(struct pool *p, const struct tunnel *avoid, bool need_room)
 {
@@ -194,7 +196,9 @@ pool_least_busy_locked(struct pool *p, const struct tunnel *avoid, bool need_roo
 
 /* The index of the tunnel to pick among the eligible ones, by the
  * pool's strategy: at random like the original, in turn, or the least
- * busy. Returns SIZE_MAX when none is eligible. Caller must hold p->mu. */
+ * busy. Returns SIZE_MAX when none is eligible. Every loop is bounded by
+ * p->count: a tunnel thread may lower its limit between two looks (never
+ * take a slot: that happens only under p->mu). Caller must hold p->mu. */
 static size_t
 pool_choose_locked(struct pool *p, const struct tunnel *avoid, bool need_room)
 {
@@ -209,9 +213,10 @@ pool_choose_locked(struct pool *p, const struct tunnel *avoid, bool need_room)
 	if (p->balance == PTTH_BALANCE_LEAST_BUSY)
 		return pool_least_busy_locked(p, avoid, need_room);
 	nth = (size_t)rand_r(&p->seed) % n;
-	for (size_t i = 0;; i++)
+	for (size_t i = 0; i < p->count; i++)
 		if (pool_eligible_locked(p->items[i], avoid, need_room) && nth-- == 0)
 			return i;
+	return SIZE_MAX;
 }
 
 /* Picks a joined tunnel for one request, never avoid (may be NULL).
