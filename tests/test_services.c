@@ -361,6 +361,9 @@ test_services_reload_takes_new_tokens_and_keeps_live_tunnels(void **state)
 	fclose(f);
 	assert_int_equal(ptth_router_reload_tokens(hr.router), -EINVAL);
 	harness_backend_free(hb);
+	/* The harness counts tunnels before it dials: wait for "new" to be
+	 * gone first, or its late removal would hide "newer"'s arrival. */
+	assert_int_equal(ptth_router_wait_tunnels_at_most(hr.router, 1, HARNESS_TIMEOUT_MS), 0);
 	hb = greeting_backend(&hr, "newer", "api", "second");
 	harness_backend_free(hb);
 	harness_backend_free(old);
