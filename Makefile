@@ -40,10 +40,10 @@ PKGCONFIGDIR ?= $(LIBDIR)/pkgconfig
 # Debian packages the build and the test run need. scripts/need-packages.sh
 # installs whichever are missing and is silent otherwise.
 BUILD_PACKAGES := build-essential pkg-config libnghttp2-dev \
-	libhttp-parser-dev libcurl4-openssl-dev
+	libhttp-parser-dev libcurl4-openssl-dev libssl-dev libwslay-dev
 UNIT_PACKAGES := libcmocka-dev
 TEST_PACKAGES := curl nghttp2-client nghttp2-server socat python3-h2 \
-	golang-go golang-golang-x-net-dev
+	golang-go golang-golang-x-net-dev python3-websockets python3-hypercorn
 
 # Output directories. A sanitizer or coverage build keeps everything,
 # including its programs, apart from the normal build, so all can coexist.
@@ -80,8 +80,10 @@ PIC := $(BUILD)/pic
 # need-packages.sh has run); on Debian they equal what pkg-config reports.
 pc_cflags = $(shell $(PKG_CONFIG) --cflags $(1) 2>/dev/null)
 pc_libs = $(or $(shell $(PKG_CONFIG) --libs $(1) 2>/dev/null),$(2))
-DEP_CFLAGS := $(call pc_cflags,libnghttp2 libcurl)
+DEP_CFLAGS := $(call pc_cflags,libnghttp2 libcurl libcrypto)
 NGHTTP2_LIBS := $(call pc_libs,libnghttp2,-lnghttp2)
+# libcrypto (OpenSSL) gives the SHA-1 and base64 of Sec-WebSocket-Accept.
+CRYPTO_LIBS := $(call pc_libs,libcrypto,-lcrypto)
 CURL_LIBS := $(call pc_libs,libcurl,-lcurl)
 CMOCKA_CFLAGS := $(call pc_cflags,cmocka)
 CMOCKA_LIBS := $(call pc_libs,cmocka,-lcmocka)
@@ -109,7 +111,11 @@ endif
 ALL_CFLAGS = -std=c11 -D_GNU_SOURCE $(WARN_FLAGS) -pthread -Iinclude $(SIDE_INC) \
 	$(DEP_CFLAGS) $(SAN_FLAGS) $(CFLAGS) $(CPPFLAGS) -MMD -MP
 ALL_LDFLAGS = -pthread $(SAN_FLAGS) $(LDFLAGS)
-LIBS = $(NGHTTP2_LIBS) $(HTTP_PARSER_LIBS) $(CURL_LIBS) $(LDLIBS)
+LIBS = $(NGHTTP2_LIBS) $(HTTP_PARSER_LIBS) $(CRYPTO_LIBS) $(CURL_LIBS) $(LDLIBS)
+# Libraries one example needs and the library does not: bin/backend
+# speaks WebSocket on /ws with wslay (the library itself only moves
+# bytes). libwslay-dev ships no .pc file.
+EXAMPLE_LIBS_backend := -lwslay
 
 # Sources, found by globbing: every src/SIDE/*.c is part of the library, every
 # examples/NAME.c becomes bin/NAME, every tests/test_NAME.c becomes the
@@ -137,7 +143,7 @@ TESTS_BIN := $(TEST_SRCS:tests/%.c=$(BUILD)/tests/%)
 # The unit suites need no socket peer, no program from bin/ and no Go:
 # `make unit` runs them alone. A new unit suite is added here.
 UNIT_SUITES := queue body_pipe headers http1 inbox pool tunnel handshake tokens \
-	user_conn
+	user_conn websocket_upgrade
 UNIT_BIN := $(UNIT_SUITES:%=$(BUILD)/tests/test_%)
 
 # A test that mocks system calls names them in its source, on a line of its
@@ -199,11 +205,11 @@ $(STATIC_LIB): $(LIB_OBJS)
 $(SHARED_LIB): $(PIC_OBJS)
 	@mkdir -p $(@D)
 	$(CC) -shared $(ALL_LDFLAGS) -o $@ $^ $(NGHTTP2_LIBS) \
-		$(HTTP_PARSER_LIBS) $(LDLIBS)
+		$(HTTP_PARSER_LIBS) $(CRYPTO_LIBS) $(LDLIBS)
 
 $(BIN)/%: $(OBJ)/examples/%.o $(STATIC_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(STATIC_LIB) $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $< $(STATIC_LIB) $(EXAMPLE_LIBS_$*) $(LIBS)
 
 $(BUILD)/tests/%: $(OBJ)/tests/%.o $(SUPPORT_OBJS) $(STATIC_LIB)
 	@mkdir -p $(@D)
@@ -337,7 +343,7 @@ $(FUZZ_DIR)/obj/%.o: %.c | build-deps fuzz-deps
 
 $(FUZZ_DIR)/fuzz_%: $(FUZZ_DIR)/obj/fuzz/fuzz_%.o $(FUZZ_HELPER_OBJS) $(FUZZ_LIB_OBJS)
 	$(FUZZ_CC) -pthread $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ \
-		$(NGHTTP2_LIBS) $(HTTP_PARSER_LIBS)
+		$(NGHTTP2_LIBS) $(HTTP_PARSER_LIBS) $(CRYPTO_LIBS)
 
 fuzz-smoke: $(FUZZ_TARGETS)
 	@bash scripts/fuzz-smoke.sh $(FUZZ_SECONDS) $(FUZZ_TARGETS)
