@@ -19,6 +19,9 @@
  *   GET  /reset      resets its stream instead of answering
  *   GET  /trailers   sends a body, then a trailer field
  *   GET  /service    the service this backend serves (--service), or "default"
+ *   WebSocket /ws    echoes every message (wslay speaks WebSocket)
+ *   WebSocket /ws/clock?n=N  a text message a second, from a second
+ *                    thread; after N of them the server closes
  *   Exit status: 0 after SIGINT/SIGTERM, or when (--no-reconnect) the
  *   tunnel ended cleanly; 1 when the router cannot be reached or the
  *   tunnel failed; 2 for a bad command line.
@@ -29,12 +32,17 @@
 #include <pthread.h>
 #include <unistd.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <wslay/wslay.h>
 
 #include "ptth.h"
+
+/* The largest WebSocket message /ws takes (wslay keeps a whole message). */
+#define WS_MAX_MESSAGE (64 * 1024 * 1024)
 
 static long foo_delay_ms = 1;  /* set by --delay-ms before serving */
 static int verbose = 1;
@@ -214,6 +222,217 @@ handle_service(struct ptth_request *req, struct ptth_response *res, void *arg)
 	ptth_response_send(res, 200, "text/plain; charset=utf-8", body, (size_t)len);
 }
 
+/* ---------------------------------------------------------------------
+ * WebSockets. The library carries the stream's bytes both ways; wslay
+ * (libwslay-dev) speaks WebSocket on top of them: frames, masking, ping
+ * and pong, the close handshake. wslay's event API wants non-blocking
+ * callbacks, so the bytes are read here first (ptth_request_read blocks)
+ * and fed to wslay from a buffer that says "would block" once empty;
+ * sending blocks in ptth_response_write, which is what flow control asks.
+ */
+
+/* One WebSocket served by wslay. */
+struct ws_session {
+	struct ptth_request *req;
+	struct ptth_response *res;
+	const char *name;            /* the route, for the log */
+	bool echo;                   /* /ws: send every message back */
+	long long ticks;             /* /ws/clock: messages to send (-1: no end) */
+	pthread_mutex_t mu;          /* guards everything below; the reader and
+	                                the clock thread both use wslay */
+	pthread_cond_t wake;         /* the clock sleeps here between ticks */
+	wslay_event_context_ptr ctx;
+	bool ended;                  /* the reader is done: the clock stops */
+	const uint8_t *in;           /* bytes read, not yet given to wslay */
+	size_t in_len;
+};
+
+/* Implements wslay_event_recv_callback: the bytes the reader took from
+ * the stream, then "would block" so wslay_event_recv() returns. */
+static ssize_t
+ws_recv_callback(wslay_event_context_ptr ctx, uint8_t *buf, size_t len, int flags,
+                 void *user_data)
+{
+	struct ws_session *ws = user_data;
+
+	(void)flags;
+	if (ws->in_len == 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_WOULDBLOCK);
+		return -1;
+	}
+	if (len > ws->in_len)
+		len = ws->in_len;
+	memcpy(buf, ws->in, len);
+	ws->in += len;
+	ws->in_len -= len;
+	return (ssize_t)len;
+}
+
+/* Implements wslay_event_send_callback: writes to the stream, blocking
+ * while the router's window is closed. */
+static ssize_t
+ws_send_callback(wslay_event_context_ptr ctx, const uint8_t *data, size_t len, int flags,
+                 void *user_data)
+{
+	struct ws_session *ws = user_data;
+
+	(void)flags;
+	if (ptth_response_write(ws->res, data, len) < 0) {
+		wslay_event_set_error(ctx, WSLAY_ERR_CALLBACK_FAILURE);
+		return -1;
+	}
+	return (ssize_t)len;
+}
+
+/* Implements wslay_event_on_msg_recv_callback: /ws echoes every text or
+ * binary message; wslay answers pings and the close handshake itself. */
+static void
+ws_on_msg_recv_callback(wslay_event_context_ptr ctx,
+                        const struct wslay_event_on_msg_recv_arg *arg, void *user_data)
+{
+	struct ws_session *ws = user_data;
+	struct wslay_event_msg msg = { arg->opcode, arg->msg, arg->msg_length };
+
+	if (ws->echo && !wslay_is_ctrl_frame(arg->opcode))
+		wslay_event_queue_msg(ctx, &msg);
+}
+
+/* The clock thread of /ws/clock: one text message a second, pushed by
+ * the server while the handler's thread reads; after ticks messages it
+ * starts the close handshake itself. */
+static void *
+ws_clock_thread_main(void *arg)
+{
+	struct ws_session *ws = arg;
+	struct timespec next;
+
+	clock_gettime(CLOCK_MONOTONIC, &next);
+	pthread_mutex_lock(&ws->mu);
+	for (long long n = 1; !ws->ended; n++) {
+		char text[96];
+		time_t now = time(NULL);
+		struct tm tm;
+		next.tv_sec += 1;
+		while (!ws->ended && pthread_cond_timedwait(&ws->wake, &ws->mu, &next) != ETIMEDOUT)
+			;
+		if (ws->ended)
+			break;
+		gmtime_r(&now, &tm);
+		int len = snprintf(text, sizeof text, "tick %lld ", n);
+		len += (int)strftime(text + len, sizeof text - (size_t)len, "%Y-%m-%dT%H:%M:%SZ", &tm);
+		struct wslay_event_msg msg = { WSLAY_TEXT_FRAME, (const uint8_t *)text, (size_t)len };
+		wslay_event_queue_msg(ws->ctx, &msg);
+		wslay_event_send(ws->ctx);
+		/* wslay sends control frames first: queue the close only now. */
+		if (ws->ticks >= 0 && n >= ws->ticks) {
+			wslay_event_queue_close(ws->ctx, WSLAY_CODE_NORMAL_CLOSURE,
+			                        (const uint8_t *)"enough", 6);
+			wslay_event_send(ws->ctx);
+		}
+	}
+	pthread_mutex_unlock(&ws->mu);
+	return NULL;
+}
+
+/* The reader, on the handler's thread: takes bytes from the stream and
+ * lets wslay act on them, until the close handshake is over or the
+ * stream ends. Returns what ended it, for the log. */
+static const char *
+ws_read_loop(struct ws_session *ws)
+{
+	uint8_t buf[16384];
+	ssize_t n;
+
+	for (;;) {
+		pthread_mutex_lock(&ws->mu);
+		bool more = wslay_event_want_read(ws->ctx) || wslay_event_want_write(ws->ctx);
+		pthread_mutex_unlock(&ws->mu);
+		if (!more)
+			return "close handshake done";
+		n = ptth_request_read(ws->req, buf, sizeof buf); /* outside the lock */
+		if (n <= 0)
+			return n == 0 ? "the user closed its side" : "the stream was reset";
+		pthread_mutex_lock(&ws->mu);
+		ws->in = buf;
+		ws->in_len = (size_t)n;
+		int rc = wslay_event_recv(ws->ctx);
+		if (rc == 0)
+			rc = wslay_event_send(ws->ctx);
+		pthread_mutex_unlock(&ws->mu);
+		if (rc != 0)
+			return "a WebSocket protocol error";
+	}
+}
+
+/* Accepts an extended CONNECT for "websocket" (200, head sent at once),
+ * then serves it with wslay; with ticks, a clock thread pushes messages
+ * meanwhile. Anything but a WebSocket gets 400. */
+static void
+ws_serve(struct ptth_request *req, struct ptth_response *res, bool echo, long long ticks)
+{
+	static const struct wslay_event_callbacks callbacks = {
+		.recv_callback = ws_recv_callback,
+		.send_callback = ws_send_callback,
+		.on_msg_recv_callback = ws_on_msg_recv_callback,
+	};
+	struct ws_session ws = { .req = req, .res = res, .echo = echo, .ticks = ticks,
+	                         .name = ptth_request_path(req) };
+	pthread_condattr_t attr;
+	pthread_t clock_thread;
+	const char *why;
+
+	log_handling(req);
+	const char *protocol = ptth_request_protocol(req);
+	if (protocol == NULL || strcmp(protocol, "websocket") != 0) {
+		static const char text[] = "a WebSocket endpoint: connect with a WebSocket client\n";
+		ptth_response_send(res, 400, "text/plain; charset=utf-8", text, sizeof text - 1);
+		return;
+	}
+	if (wslay_event_context_server_init(&ws.ctx, &callbacks, &ws) != 0) {
+		ptth_response_send(res, 500, "text/plain; charset=utf-8", "out of memory\n", 14);
+		return;
+	}
+	wslay_event_config_set_max_recv_msg_length(ws.ctx, WS_MAX_MESSAGE);
+	pthread_mutex_init(&ws.mu, NULL);
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(&ws.wake, &attr);
+	pthread_condattr_destroy(&attr);
+	ptth_response_set_status(res, 200);
+	ptth_response_write(res, NULL, 0); /* accepted: the router sends its 101 */
+	bool clock = !echo && pthread_create(&clock_thread, NULL, ws_clock_thread_main, &ws) == 0;
+	why = ws_read_loop(&ws);
+	pthread_mutex_lock(&ws.mu);
+	ws.ended = true;
+	pthread_cond_signal(&ws.wake);
+	pthread_mutex_unlock(&ws.mu);
+	if (clock)
+		pthread_join(clock_thread, NULL); /* before req and res go away */
+	if (verbose)
+		fprintf(stderr, "ws: %s ended: %s\n", ws.name, why);
+	wslay_event_context_free(ws.ctx);
+	pthread_cond_destroy(&ws.wake);
+	pthread_mutex_destroy(&ws.mu);
+}
+
+/* /ws: a WebSocket echo, text and binary, on the handler's thread alone. */
+static void
+handle_ws(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	(void)arg;
+	ws_serve(req, res, true, -1);
+}
+
+/* /ws/clock?n=N: one message a second, pushed by the server from a
+ * thread of its own while the handler's thread reads; after N messages
+ * (if given) the server closes. */
+static void
+handle_ws_clock(struct ptth_request *req, struct ptth_response *res, void *arg)
+{
+	(void)arg;
+	ws_serve(req, res, false, query_number(ptth_request_query(req), "n", -1));
+}
+
 static void
 usage(FILE *out)
 {
@@ -233,7 +452,8 @@ usage(FILE *out)
 	        "  --help               this text\n"
 	        "routes: GET /foo, POST /echo, GET /bytes?n=N, GET /headers,\n"
 	        "        GET /sleep?ms=N, GET /status?code=N, GET /reset, GET /trailers,\n"
-	        "        GET /service\n"
+	        "        GET /service,\n"
+	        "        WebSocket /ws (echo), WebSocket /ws/clock?n=N (a message a second)\n"
 	        "SIGINT or SIGTERM: GOAWAY, let requests in flight finish, exit 0.\n");
 }
 
@@ -339,6 +559,8 @@ mux_setup(struct ptth_mux *mux)
 	rc = rc ? rc : ptth_mux_handle(mux, "/reset", handle_reset, NULL);
 	rc = rc ? rc : ptth_mux_handle(mux, "/trailers", handle_trailers, NULL);
 	rc = rc ? rc : ptth_mux_handle(mux, "/service", handle_service, NULL);
+	rc = rc ? rc : ptth_mux_handle(mux, "/ws", handle_ws, NULL);
+	rc = rc ? rc : ptth_mux_handle(mux, "/ws/clock", handle_ws_clock, NULL);
 	return rc;
 }
 

@@ -45,6 +45,9 @@ usage(FILE *out)
 	        "                           dropped and its stream reset (default 60000)\n"
 	        "  --backend-timeout-ms MS  time for a response head (else 504), and between\n"
 	        "                           response body bytes (else the body is cut) (default 60000)\n"
+	        "  --websocket-idle-timeout-ms MS\n"
+	        "                           close a WebSocket on which no byte moved either way\n"
+	        "                           for this long (default 300000)\n"
 	        "  --max-conns N            user connections at once, else 503 (default 1024)\n"
 	        "  --queue-size N           requests waiting per tunnel, else 503 (default 256)\n"
 	        "  --no-forwarded           do not add X-Forwarded-* and Forwarded fields\n"
@@ -125,6 +128,7 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 {
 	enum { HTTP = 1, TUNNELS, MAX_URI, MAX_HEADER_BYTES, MAX_HEADER_FIELDS, MAX_BODY,
 	       HEADER_TIMEOUT, IDLE_TIMEOUT, BODY_TIMEOUT, SEND_TIMEOUT, BACKEND_TIMEOUT,
+	       WEBSOCKET_IDLE_TIMEOUT,
 	       MAX_CONNS, QUEUE_SIZE, NO_FORWARDED, PING_INTERVAL, PING_TIMEOUT, DRAIN_TIMEOUT,
 	       BALANCE, TUNNEL_TOKENS, ALLOW_RAW, RAW_WAIT, TRACE, QUIET, HELP };
 	static const struct option longopts[] = {
@@ -139,6 +143,7 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 		{ "body-timeout-ms", required_argument, NULL, BODY_TIMEOUT },
 		{ "send-timeout-ms", required_argument, NULL, SEND_TIMEOUT },
 		{ "backend-timeout-ms", required_argument, NULL, BACKEND_TIMEOUT },
+		{ "websocket-idle-timeout-ms", required_argument, NULL, WEBSOCKET_IDLE_TIMEOUT },
 		{ "max-conns", required_argument, NULL, MAX_CONNS },
 		{ "queue-size", required_argument, NULL, QUEUE_SIZE },
 		{ "no-forwarded", no_argument, NULL, NO_FORWARDED },
@@ -172,6 +177,9 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 		case BODY_TIMEOUT: opts->body_timeout_ms = parse_int(flag, optarg); break;
 		case SEND_TIMEOUT: opts->send_timeout_ms = parse_int(flag, optarg); break;
 		case BACKEND_TIMEOUT: opts->backend_timeout_ms = parse_int(flag, optarg); break;
+		case WEBSOCKET_IDLE_TIMEOUT:
+			opts->websocket_idle_timeout_ms = parse_int(flag, optarg);
+			break;
 		case MAX_CONNS: opts->max_conns = parse_int(flag, optarg); break;
 		case QUEUE_SIZE: opts->queue_size = parse_int(flag, optarg); break;
 		case NO_FORWARDED: opts->no_forwarded = 1; break;

@@ -79,6 +79,9 @@ struct ptth_router_options {
 	                            hand-over or of the last request body bytes passed
 	                            on, else 504; so must each piece of its body (or
 	                            room for the request body), else the body is cut */
+	int websocket_idle_timeout_ms; /* an upgraded (WebSocket) connection on which
+	                            no byte moved either way for this long is
+	                            closed and its stream reset (300 s) */
 	int no_forwarded;        /* 1: do not add X-Forwarded-* and Forwarded fields */
 	int ping_interval_ms;    /* PING a tunnel quiet for this long (10 s; -1: never) */
 	int ping_timeout_ms;     /* drop a tunnel whose PING is unanswered (5 s) */
@@ -181,6 +184,9 @@ typedef void (*ptth_handler_fn)(struct ptth_request *req,
                                 struct ptth_response *res, void *arg);
 
 const char *ptth_request_method(const struct ptth_request *req);
+/* The :protocol of an extended CONNECT (RFC 8441), "websocket" for a
+ * WebSocket; NULL for any other request. See "WebSockets" below. */
+const char *ptth_request_protocol(const struct ptth_request *req);
 /* The path without the query, e.g. "/foo". */
 const char *ptth_request_path(const struct ptth_request *req);
 /* The query without '?', or "" when there is none. */
@@ -223,6 +229,33 @@ void ptth_response_reset(struct ptth_response *res);
 /* Convenience: status, one Content-Type field and a whole body, then end. */
 int ptth_response_send(struct ptth_response *res, int status,
                        const char *content_type, const void *body, size_t len);
+
+/* WebSockets (RFC 8441). A backend announces SETTINGS_ENABLE_CONNECT_PROTOCOL
+ * = 1, so the router may send it a user's WebSocket as an extended
+ * CONNECT: ptth_request_method() is "CONNECT", ptth_request_protocol() is
+ * "websocket", the path, authority and fields (Sec-WebSocket-Version,
+ * -Protocol, -Extensions, Origin, Cookie...) are the user's, and there is
+ * no Sec-WebSocket-Key: the router answers the user's key itself.
+ *
+ * To accept, answer 2xx (normally 200), with Sec-WebSocket-Protocol or
+ * -Extensions if chosen and never Content-Length, and send the head with
+ * an empty write, ptth_response_write(res, NULL, 0), before reading: the
+ * user sends nothing before it has the router's 101. Any other status
+ * refuses, and goes to the user as an ordinary response.
+ *
+ * After that the stream is a two-way byte pipe carrying WebSocket frames
+ * (the handler, or a library such as wslay, does the framing; client
+ * frames arrive masked): ptth_request_read() returns what the user sent,
+ * 0 once the user closed its side, or a negative code when the stream was
+ * reset (the user vanished, or the router gave up); ptth_response_write()
+ * sends, and ptth_response_end() closes the backend's side.
+ *
+ * Threads: the pipe may be used from the handler's thread alone, or from
+ * two threads at once: exactly one thread reading (ptth_request_read())
+ * while exactly one other writes (ptth_response_write(), ptth_response_end(),
+ * ptth_response_reset()). Everything else (status, fields) comes before
+ * the second thread starts, and the handler returns only after that
+ * thread is done with req and res, which are freed on return. */
 
 /* ---------------------------------------------------------------------
  * A path mux like Go's http.ServeMux, reduced to exact paths: a request

@@ -19,6 +19,9 @@
  *     streams finish, bounded by drain_timeout_ms);
  *   - request HEADERS start a handler (handler_call_start); its response
  *     head arrives as a kick and is submitted here;
+ *   - our SETTINGS announce extended CONNECT (RFC 8441): a WebSocket
+ *     arrives as a CONNECT stream whose two bodies the handler uses as a
+ *     byte pipe each way;
  *   - with the trace option, the callbacks print every frame (trace.c).
  * Tutorial: "The backend answers".
  */
@@ -230,9 +233,13 @@ conn_session_new(struct conn_thread *ct)
 {
 	nghttp2_session_callbacks *cbs;
 	nghttp2_option *opt;
+	/* ENABLE_CONNECT_PROTOCOL: we take extended CONNECT (RFC 8441 section
+	 * 3), so the router may send WebSockets here. nghttp2's server then
+	 * accepts :protocol (it checks the setting it was asked to send). */
 	nghttp2_settings_entry settings[] = {
 		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, BACKEND_MAX_STREAMS },
 		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, BACKEND_STREAM_WINDOW },
+		{ NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1 },
 	};
 	int rc = -ENOMEM;
 

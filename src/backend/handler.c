@@ -21,7 +21,13 @@
  *     the handler when it returns) ends the stream, after any trailers;
  *   - a HEAD request is answered by the head alone, ending the stream
  *     (RFC 9110 section 9.3.2): the handler writes as for GET, and its
- *     body bytes and trailers are dropped (out_no_body, exchange.c).
+ *     body bytes and trailers are dropped (out_no_body, exchange.c);
+ *   - an extended CONNECT (a WebSocket, ptth_request_protocol()) is
+ *     accepted by a 2xx head sent with an empty write; then the request
+ *     body and the response body are the two directions of a byte pipe.
+ *     One thread may read (ptth_request_read touches only the exchange,
+ *     under its mutex) while another writes (ptth_response_write and
+ *     _end, the only users of head_sent, ended and reset).
  * Tutorial: "The backend answers".
  */
 #include <errno.h>
@@ -60,6 +66,14 @@ const char *
 ptth_request_method(const struct ptth_request *req)
 {
 	return call_pseudo(req->call, ":method");
+}
+
+/* The :protocol of an extended CONNECT (RFC 8441), e.g. "websocket",
+ * or NULL for any other request. */
+const char *
+ptth_request_protocol(const struct ptth_request *req)
+{
+	return header_list_get(&req->call->ex->in_head, ":protocol");
 }
 
 const char *

@@ -493,6 +493,7 @@ exchange_data_source_read_callback(nghttp2_session *session, int32_t stream_id,
 {
 	struct exchange *ex = source->ptr;
 	nghttp2_nv *trailers = NULL;
+	bool notify = false;
 	ssize_t n;
 
 	(void)user_data;
@@ -510,7 +511,11 @@ exchange_data_source_read_callback(nghttp2_session *session, int32_t stream_id,
 		ex->out_deferred = true;
 		n = NGHTTP2_ERR_DEFERRED;
 	}
-	mutex_unlock(&ex->mu);
+	/* An upgraded connection's user thread waits in poll() for room as
+	 * for response bytes: tell it like an in-side change. */
+	if (n > 0 && ex->duplex)
+		notify = exchange_in_changed_locked(ex);
+	exchange_unlock_and_notify(ex, notify);
 	if (n > 0)
 		cond_broadcast(&ex->changed); /* room for the writer again */
 	if (trailers != NULL) {

@@ -37,6 +37,12 @@ struct exchange {
 	struct inbox *inbox;        /* the tunnel thread's inbox, for kicks */
 	char peer[64];              /* the other end's address, for logs */
 	int notify_fd;              /* router: the user thread's eventfd, or -1 */
+	bool extended_connect;      /* router: an RFC 8441 extended CONNECT (a
+	                               WebSocket), for a backend that takes one */
+	bool duplex;                /* router: an upgraded connection, whose user
+	                               thread also waits for room in the out pipe:
+	                               the tunnel's reads of it count as changes
+	                               (in_events) and write notify_fd */
 
 	/* Written by the app thread before it publishes them (the router
 	 * queues the exchange, a backend handler calls exchange_commit_head),

@@ -25,6 +25,10 @@
  * Interface:
  *   - pool_pick() returns a referenced tunnel, with a stream slot taken,
  *     or NULL when no tunnel can take the request (the router answers 503);
+ *     pool_pick_for() picks only among tunnels that fit a need (a
+ *     WebSocket needs a backend that announced extended CONNECT,
+ *     tunnel->extended_connect), and pool_has() says whether any joined
+ *     tunnel fits at all;
  *   - pool_add() lists a tunnel, pool_join() makes it pickable and
  *     counted; pool_remove() is idempotent: a tunnel may remove itself
  *     on error and again on the way out;
@@ -141,16 +145,21 @@ pool_remove(struct pool *p, struct tunnel *t)
 }
 
 /* True when t may be picked: it joined, it is not avoid, its backend
- * allows streams at all, and, with need_room, it can open one more now
- * (fewer slots taken than the backend's SETTINGS_MAX_CONCURRENT_STREAMS).
- * A tunnel that allows none is never picked, not even to queue: the
- * request could only wait there. Caller must hold p->mu. */
+ * allows streams at all, it has what the request needs (enum pool_need:
+ * a WebSocket needs a backend that announced extended CONNECT), and,
+ * with need_room, it can open one more stream now (fewer slots taken
+ * than the backend's SETTINGS_MAX_CONCURRENT_STREAMS). A tunnel that
+ * allows none is never picked, not even to queue: the request could only
+ * wait there. Caller must hold p->mu. */
 static bool
-pool_eligible_locked(struct tunnel *t, const struct tunnel *avoid, bool need_room)
+pool_eligible_locked(struct tunnel *t, const struct tunnel *avoid, bool need_room,
+                     unsigned need)
 {
 	unsigned int max = atomic_load(&t->peer_max_streams);
 
 	if (!t->joined || t == avoid || max == 0)
+		return false;
+	if ((need & POOL_NEED_EXTENDED_CONNECT) && !atomic_load(&t->extended_connect))
 		return false;
 	return !need_room || atomic_load(&t->streams_used) < max;
 }
@@ -158,11 +167,12 @@ pool_eligible_locked(struct tunnel *t, const struct tunnel *avoid, bool need_roo
 /* The index of the first eligible tunnel at or after p->next, in turn,
  * or SIZE_MAX. Caller must hold p->mu; p->count > 0. */
 static size_t
-pool_round_robin_locked(struct pool *p, const struct tunnel *avoid, bool need_room)
+pool_round_robin_locked(struct pool *p, const struct tunnel *avoid, bool need_room,
+                        unsigned need)
 {
 	for (size_t k = 0; k < p->count; k++) {
 		size_t i = (p->next + k) % p->count;
-		if (pool_eligible_locked(p->items[i], avoid, need_room)) {
+		if (pool_eligible_locked(p->items[i], avoid, need_room, need)) {
 			p->next = i + 1;
 			return i;
 		}
@@ -175,14 +185,15 @@ pool_round_robin_locked(struct pool *p, const struct tunnel *avoid, bool need_ro
  * position, so that idle tunnels share the load. Caller must hold p->mu;
  * p->count > 0. */
 static size_t
-pool_least_busy_locked(struct pool *p, const struct tunnel *avoid, bool need_room)
+pool_least_busy_locked(struct pool *p, const struct tunnel *avoid, bool need_room,
+                       unsigned need)
 {
 	size_t best = SIZE_MAX;
 	int best_load = 0;
 
 	for (size_t k = 0; k < p->count; k++) {
 		size_t i = (p->next + k) % p->count;
-		if (!pool_eligible_locked(p->items[i], avoid, need_room))
+		if (!pool_eligible_locked(p->items[i], avoid, need_room, need))
 			continue;
 		int load = atomic_load(&p->items[i]->in_flight);
 		if (best == SIZE_MAX || load < best_load) {
@@ -200,21 +211,22 @@ pool_least_busy_locked(struct pool *p, const struct tunnel *avoid, bool need_roo
  * p->count: a tunnel thread may lower its limit between two looks (never
  * take a slot: that happens only under p->mu). Caller must hold p->mu. */
 static size_t
-pool_choose_locked(struct pool *p, const struct tunnel *avoid, bool need_room)
+pool_choose_locked(struct pool *p, const struct tunnel *avoid, bool need_room,
+                   unsigned need)
 {
 	size_t n = 0, nth;
 
 	for (size_t i = 0; i < p->count; i++)
-		n += pool_eligible_locked(p->items[i], avoid, need_room);
+		n += pool_eligible_locked(p->items[i], avoid, need_room, need);
 	if (n == 0)
 		return SIZE_MAX;
 	if (p->balance == PTTH_BALANCE_ROUND_ROBIN)
-		return pool_round_robin_locked(p, avoid, need_room);
+		return pool_round_robin_locked(p, avoid, need_room, need);
 	if (p->balance == PTTH_BALANCE_LEAST_BUSY)
-		return pool_least_busy_locked(p, avoid, need_room);
+		return pool_least_busy_locked(p, avoid, need_room, need);
 	nth = (size_t)rand_r(&p->seed) % n;
 	for (size_t i = 0; i < p->count; i++)
-		if (pool_eligible_locked(p->items[i], avoid, need_room) && nth-- == 0)
+		if (pool_eligible_locked(p->items[i], avoid, need_room, need) && nth-- == 0)
 			return i;
 	return SIZE_MAX;
 }
@@ -225,18 +237,19 @@ pool_choose_locked(struct pool *p, const struct tunnel *avoid, bool need_room)
  * The pick takes one stream slot on the tunnel (streams_used), inside
  * the lock, so that two users cannot both take the last free stream;
  * tunnel_submit() gives it back if the hand-over fails, the tunnel thread
- * when it is done with the request. Returns the tunnel with a reference
- * the caller must drop, or NULL when no tunnel can take the request. */
+ * when it is done with the request. Only tunnels that fit need (enum
+ * pool_need) count. Returns the tunnel with a reference the caller must
+ * drop, or NULL when no tunnel can take the request. */
 struct tunnel *
-pool_pick(struct pool *p, const struct tunnel *avoid)
+pool_pick_for(struct pool *p, const struct tunnel *avoid, unsigned need)
 {
 	struct tunnel *t = NULL;
 	size_t i;
 
 	mutex_lock(&p->mu);
-	i = pool_choose_locked(p, avoid, true);
+	i = pool_choose_locked(p, avoid, true, need);
 	if (i == SIZE_MAX)
-		i = pool_choose_locked(p, avoid, false); /* all busy: queue */
+		i = pool_choose_locked(p, avoid, false, need); /* all busy: queue */
 	if (i != SIZE_MAX) {
 		t = p->items[i];
 		tunnel_ref(t);
@@ -244,6 +257,29 @@ pool_pick(struct pool *p, const struct tunnel *avoid)
 	}
 	mutex_unlock(&p->mu);
 	return t;
+}
+
+/* Picks a tunnel for a request that needs nothing special; see
+ * pool_pick_for(). */
+struct tunnel *
+pool_pick(struct pool *p, const struct tunnel *avoid)
+{
+	return pool_pick_for(p, avoid, POOL_NEED_NOTHING);
+}
+
+/* True when some joined tunnel fits need, busy or not: a request no
+ * tunnel could ever carry (a WebSocket, and no backend takes one) is
+ * told so, not told to come back later. */
+bool
+pool_has(struct pool *p, unsigned need)
+{
+	bool found = false;
+
+	mutex_lock(&p->mu);
+	for (size_t i = 0; i < p->count && !found; i++)
+		found = pool_eligible_locked(p->items[i], NULL, false, need);
+	mutex_unlock(&p->mu);
+	return found;
 }
 
 size_t

@@ -25,7 +25,15 @@ void pool_destroy(struct pool *p);
 int pool_add(struct pool *p, struct tunnel *t);
 bool pool_join(struct pool *p, struct tunnel *t);
 void pool_remove(struct pool *p, struct tunnel *t);
+/* What a request needs of its tunnel, for pool_pick_for() and pool_has(). */
+enum pool_need {
+	POOL_NEED_NOTHING = 0,
+	POOL_NEED_EXTENDED_CONNECT = 1 << 0, /* a WebSocket: RFC 8441 extended CONNECT */
+};
+
 struct tunnel *pool_pick(struct pool *p, const struct tunnel *avoid);
+struct tunnel *pool_pick_for(struct pool *p, const struct tunnel *avoid, unsigned need);
+bool pool_has(struct pool *p, unsigned need);
 size_t pool_count(struct pool *p);
 int pool_wait_count(struct pool *p, size_t n, int timeout_ms);
 int pool_wait_at_most(struct pool *p, size_t n, int timeout_ms);

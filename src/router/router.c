@@ -57,6 +57,7 @@ ptth_router_options_init(struct ptth_router_options *opts)
 	opts->body_timeout_ms = 30 * 1000;
 	opts->send_timeout_ms = 60 * 1000;
 	opts->backend_timeout_ms = 60 * 1000;
+	opts->websocket_idle_timeout_ms = 300 * 1000;
 	opts->no_forwarded = 0;
 	opts->ping_interval_ms = 10 * 1000;
 	opts->ping_timeout_ms = 5 * 1000;
@@ -87,6 +88,7 @@ router_conf_set(struct ptth_router *r, const struct ptth_router_options *opts)
 	c->body_timeout_ms = PICK(body_timeout_ms);
 	c->send_timeout_ms = PICK(send_timeout_ms);
 	c->backend_timeout_ms = PICK(backend_timeout_ms);
+	c->websocket_idle_timeout_ms = PICK(websocket_idle_timeout_ms);
 	c->forwarded = !opts->no_forwarded;
 	c->ping_interval_ms = opts->ping_interval_ms < 0 ? -1 : PICK(ping_interval_ms);
 	c->ping_timeout_ms = PICK(ping_timeout_ms);

@@ -30,6 +30,7 @@ struct router_conf {
 	int body_timeout_ms;      /* between request body bytes */
 	int send_timeout_ms;      /* SO_SNDTIMEO on user sockets */
 	int backend_timeout_ms;
+	int websocket_idle_timeout_ms; /* an upgraded connection with no byte moving */
 	bool forwarded;           /* add X-Forwarded-* and Forwarded */
 	int ping_interval_ms;     /* -1: no pings */
 	int ping_timeout_ms;

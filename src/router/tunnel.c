@@ -235,8 +235,11 @@ tunnel_on_goaway(struct tunnel_thread *tt, const nghttp2_frame *frame)
 }
 
 /* The backend's SETTINGS arrived: publish how many streams it allows
- * (nghttp2 has applied them by now) for the pick to read, and, the first
- * time, join the pool. Until then the tunnel is listed (the router can
+ * (nghttp2 has applied them by now) and whether it takes extended
+ * CONNECT, that is WebSockets (RFC 8441 section 3), for the pick to
+ * read, and, the first time, join the pool. nghttp2 itself would send
+ * :protocol to any backend; once enabled, the setting cannot be
+ * withdrawn (nghttp2 ends the session of a peer that tries). Until then the tunnel is listed (the router can
  * stop it) but never picked: a backend that never speaks gets no request.
  * After a GOAWAY the tunnel has left its pool and does not come back. */
 static void
@@ -246,6 +249,9 @@ tunnel_on_settings(struct tunnel_thread *tt, nghttp2_session *session)
 		session, NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS);
 
 	atomic_store(&tt->t->peer_max_streams, max);
+	atomic_store(&tt->t->extended_connect,
+	             nghttp2_session_get_remote_settings(
+	                     session, NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL) == 1);
 	tunnel_join_pool(tt, max);
 }
 
@@ -473,7 +479,10 @@ tunnel_submit_stream(struct tunnel_thread *tt, struct exchange *ex)
 	mutex_lock(&ex->mu);
 	cancelled = ex->cancelled;
 	mutex_unlock(&ex->mu);
-	if (tt->goaway || !nghttp2_session_check_request_allowed(tt->session)) {
+	/* An extended CONNECT only to a backend that said it takes one:
+	 * pool_pick_for() already checked the flag this session published. */
+	if (tt->goaway || !nghttp2_session_check_request_allowed(tt->session) ||
+	    (ex->extended_connect && !atomic_load(&tt->t->extended_connect))) {
 		tunnel_end_unopened(tt, ex, PTTH_EREFUSED); /* never sent: retry elsewhere */
 		return;
 	}
@@ -802,6 +811,7 @@ tunnel_start(struct ptth_router *r, int fd)
 	atomic_init(&t->in_flight, 0);
 	atomic_init(&t->peer_max_streams, 0);
 	atomic_init(&t->streams_used, 0);
+	atomic_init(&t->extended_connect, false);
 	net_peer_name(fd, t->name, sizeof t->name);
 	net_set_nodelay(fd);
 	net_set_keepalive(fd);

@@ -17,6 +17,10 @@ struct tunnel {
 	atomic_bool stop;         /* set by the router to end the thread */
 	atomic_int in_flight;     /* requests handed over and not yet finished
 	                             by their user thread (least-busy balancing) */
+	atomic_bool extended_connect; /* the backend's SETTINGS said
+	                             ENABLE_CONNECT_PROTOCOL = 1 (RFC 8441): it
+	                             takes WebSockets. Stored by the tunnel
+	                             thread, read by pool_pick_for() */
 
 	/* The capacity pool_pick() reads, atomics outside every lock: */
 	atomic_uint peer_max_streams; /* the backend's SETTINGS_MAX_CONCURRENT_STREAMS,

@@ -53,7 +53,9 @@
 #include "router.h"
 #include "services.h"
 #include "tunnel.h"
+#include "upgrade_relay.h"
 #include "user_conn.h"
+#include "websocket_upgrade.h"
 
 #define USER_OUT_SIZE (64 * 1024)
 /* The longest the accept thread blocks writing a 503 (user_conn_refuse). */
@@ -81,6 +83,9 @@ struct user_request {
 	int version_minor;         /* HTTP/1.x of the request */
 	int reject_status;         /* answer this instead of forwarding */
 	const char *reject_text;
+	const char *reject_extra;  /* a field line for that answer, or NULL */
+	bool websocket;            /* a WebSocket opening handshake (RFC 6455) */
+	char ws_accept[WEBSOCKET_ACCEPT_LEN + 1]; /* its Sec-WebSocket-Accept */
 	bool response_started, response_done, response_failed;
 	bool chunked, close_delimited, no_body;   /* the response's framing */
 };
@@ -376,8 +381,10 @@ user_conn_submit(struct user_conn *c, struct exchange *ex, const struct tunnel *
 {
 	int rc = -ENOENT;
 
+	unsigned need = c->req.websocket ? POOL_NEED_EXTENDED_CONNECT : POOL_NEED_NOTHING;
+
 	for (int attempt = 0; attempt < 4; attempt++) {
-		struct tunnel *t = pool_pick(c->req.pool, avoid);
+		struct tunnel *t = pool_pick_for(c->req.pool, avoid, need);
 		if (t == NULL)
 			break;
 		ex->inbox = &t->inbox;
@@ -451,6 +458,8 @@ user_conn_retry(struct user_conn *c)
 		rc = exchange_move_out(ex, old); /* fails if part of the body left */
 	if (rc == 0) {
 		ex->out_has_body = old->out_has_body;
+		ex->extended_connect = old->extended_connect;
+		ex->duplex = old->duplex;
 		ex->notify_fd = c->notify_fd;
 		snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
 		rc = user_conn_submit(c, ex, old_tunnel); /* anywhere but there */
@@ -517,9 +526,50 @@ user_conn_no_tunnel_text(struct user_conn *c, int rc)
 	return c->req.reject_buf;
 }
 
+/* Judges a WebSocket opening handshake (websocket_upgrade_check()) and
+ * computes its accept value. Returns 0 to go on, or -1 with the answer
+ * recorded: 400, or 426 naming the version spoken here. The connection
+ * closes after a refusal, as it would after the switch. */
+static int
+user_conn_check_websocket(struct user_conn *c, const struct http1_head *head, bool has_body)
+{
+	int status;
+	const char *text;
+	enum websocket_verdict v = websocket_upgrade_check(head, has_body, &status, &text);
+
+	if (v == WEBSOCKET_NONE)
+		return 0;
+	if (v == WEBSOCKET_VALID &&
+	    websocket_accept_value(header_list_get(&head->fields, "sec-websocket-key"),
+	                           c->req.ws_accept) == 0) {
+		c->req.websocket = true;
+		c->req.keep_alive = false;
+		return 0;
+	}
+	if (v == WEBSOCKET_VALID) {
+		status = 500;
+		text = "cannot compute Sec-WebSocket-Accept";
+	}
+	c->req.reject_extra = status == 426 ? "Sec-WebSocket-Version: 13" : NULL;
+	return user_conn_reject(c, status, text, true);
+}
+
+/* The answer when no tunnel took the request: 503 (try later), or, for a
+ * WebSocket when tunnels are up but no backend announced extended
+ * CONNECT, 501: waiting will not help. Refused WebSockets close the
+ * connection, as requests whose body will not be read do. */
+static int
+user_conn_reject_unsubmitted(struct user_conn *c, int rc, bool stop)
+{
+	if (c->req.websocket && pool_count(c->req.pool) > 0 &&
+	    !pool_has(c->req.pool, POOL_NEED_EXTENDED_CONNECT))
+		return user_conn_reject(c, 501, "no backend here accepts WebSockets", true);
+	return user_conn_reject(c, 503, user_conn_no_tunnel_text(c, rc), stop || c->req.websocket);
+}
+
 /* http1 callback: a request head is complete. Checks what the router
- * checks itself (Expect, body size), picks a tunnel and hands the
- * request over, or records what to answer instead. */
+ * checks itself (Expect, body size, a WebSocket handshake), picks a
+ * tunnel and hands the request over, or records what to answer instead. */
 static int
 user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
                   long long content_length, bool keep_alive)
@@ -541,6 +591,8 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	}
 	if (conf->max_body > 0 && content_length > conf->max_body)
 		return user_conn_reject(c, 413, "request body too large", true);
+	if (user_conn_check_websocket(c, head, has_body) < 0)
+		return -1;
 	/* HTTP/1.0 may omit Host and HTTP/1.1 may leave it empty, but an
 	 * HTTP/2 request to an nghttp2 backend needs a non-empty authority
 	 * (:authority or host; nghttp2 resets a stream with neither): name
@@ -550,13 +602,15 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	if (head->url_host == NULL && (host == NULL || host[0] == '\0'))
 		with_authority.url_host = c->local_authority;
 	ex = exchange_new(ROUTER_STREAM_WINDOW);
-	if (ex == NULL || headers_request_to_h2(&with_authority,
-	                                        conf->forwarded ? c->client_ip : NULL,
-	                                        &ex->out_head) < 0) {
+	if (ex == NULL || (c->req.websocket ? websocket_request_to_h2 : headers_request_to_h2)(
+	                          &with_authority, conf->forwarded ? c->client_ip : NULL,
+	                          &ex->out_head) < 0) {
 		exchange_unref(ex);
 		return user_conn_reject(c, 500, "out of memory", true);
 	}
-	ex->out_has_body = has_body;
+	/* A WebSocket's stream carries the user's bytes after the 101. */
+	ex->out_has_body = has_body || c->req.websocket;
+	ex->extended_connect = ex->duplex = c->req.websocket;
 	ex->notify_fd = c->notify_fd;
 	c->req.seen_events = 0;
 	snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
@@ -565,7 +619,7 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	if (rc < 0) {
 		exchange_unref(ex);
 		/* Without a 100 the client may not send its body: stop and close. */
-		return user_conn_reject(c, 503, user_conn_no_tunnel_text(c, rc), want_continue);
+		return user_conn_reject_unsubmitted(c, rc, want_continue);
 	}
 	log_request("Proxying %s %s to %s%s%s%s", head->method, head->path_and_query,
 	            c->req.tunnel->name, c->req.service[0] ? " (service " : "", c->req.service,
@@ -697,7 +751,8 @@ user_conn_on_end(void *arg)
 {
 	struct user_conn *c = arg;
 
-	if (c->req.ex != NULL)
+	/* A WebSocket's out side is the user's bytes after the 101. */
+	if (c->req.ex != NULL && !c->req.websocket)
 		exchange_finish_out(c->req.ex);
 	c->req.message_done = true;
 	return 0;
@@ -744,6 +799,56 @@ user_conn_answer(struct user_conn *c)
 	if (rc < 0 || c->req.response_failed)
 		c->req.keep_alive = false;
 	return c->req.keep_alive ? 0 : -1;
+}
+
+/* Relays an accepted WebSocket: the 101, then bytes both ways until
+ * either side ends (upgrade_relay_run()); one log line at the end. */
+static void
+user_conn_relay_websocket(struct user_conn *c, const char *early, size_t early_len)
+{
+	struct upgrade_relay *u = calloc(1, sizeof *u);
+	long long started = now_ms();
+	char *head = NULL;
+	size_t len;
+	int rc = -ENOMEM;
+
+	c->req.response_started = true;
+	if (u != NULL && websocket_response_head(&c->req.ex->in_head, c->req.ws_accept,
+	                                         &head, &len) == 0)
+		rc = user_conn_write(c, head, len);
+	free(head);
+	if (rc == 0) {
+		log_request("%s: WebSocket upgraded through tunnel %s", c->peer, c->req.tunnel->name);
+		*u = (struct upgrade_relay){ .fd = c->fd, .notify_fd = c->notify_fd, .ex = c->req.ex,
+		                             .idle_timeout_ms = c->r->conf.websocket_idle_timeout_ms };
+		rc = upgrade_relay_run(u, early, early_len);
+		(rc == 0 ? log_request : log_info)(
+			"%s: WebSocket through tunnel %s ended: %s (%llu bytes up, %llu down, %lld ms)",
+			c->peer, c->req.tunnel->name, rc == 0 ? "closed by both sides" : ptth_strerror(rc),
+			(unsigned long long)u->bytes_up, (unsigned long long)u->bytes_down,
+			now_ms() - started);
+	}
+	free(u);
+}
+
+/* Answers a WebSocket opening handshake once its request is complete.
+ * A 2xx from the backend (RFC 8441 section 5) becomes the user's 101 and
+ * the connection is relayed; any other answer, a timeout or a failure is
+ * answered as for any request (user_conn_answer()). Either way the
+ * connection then closes. early: bytes that followed the head. */
+static void
+user_conn_serve_websocket(struct user_conn *c, const char *early, size_t early_len)
+{
+	int rc;
+
+	do
+		rc = exchange_wait_until(c->req.ex, EX_WAIT_IN_HEAD, user_conn_backend_deadline(c));
+	while (rc == PTTH_EREFUSED && user_conn_retry(c) == 0);
+	if (rc == 0 && c->req.ex->in_status / 100 == 2)
+		user_conn_relay_websocket(c, early, early_len);
+	else
+		user_conn_answer(c);
+	user_conn_drop_exchange(c);
 }
 
 /* Waits until the user sends something, within the time the current
@@ -835,7 +940,9 @@ user_conn_fail_request(struct user_conn *c)
 	}
 	log_info("%s: %d %s", c->peer, status, text);
 	if (!c->req.response_started)
-		user_conn_send_simple(c, status, status == 503 ? "Retry-After: 1" : NULL,
+		user_conn_send_simple(c, status,
+		                      c->req.reject_extra ? c->req.reject_extra
+		                      : status == 503 ? "Retry-After: 1" : NULL,
 		                      "%d %s: %s", status, headers_reason_phrase(status), text);
 }
 
@@ -853,6 +960,11 @@ user_conn_parse(struct user_conn *c, size_t n, long long arrived_ms)
 		if (c->req.head_started_ms == 0 && http1_parser_in_head(c->parser))
 			c->req.head_started_ms = arrived_ms;
 		off += (size_t)used;
+		if (c->req.message_done && c->req.websocket) {
+			/* What follows the head is no longer HTTP/1.1. */
+			user_conn_serve_websocket(c, c->in + off, n - off);
+			return -1;
+		}
 		if (c->req.message_done) {
 			c->req.message_done = false; /* answered once */
 			if (user_conn_answer(c) < 0)
