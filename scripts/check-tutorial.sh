@@ -23,7 +23,7 @@ set -uo pipefail
 cd "$(dirname "$0")/.." || exit 1
 
 # External functions the prose may name. Prefixes cover whole libraries.
-external_prefixes=(nghttp2_ http_parser curl_ pthread_ cmocka_)
+external_prefixes=(nghttp2_ http_parser curl_ pthread_ cmocka_ EVP_ wslay_)
 external_names=(
 	accept4 poll recv send read write eventfd shutdown close socket bind
 	listen connect socketpair setsockopt getaddrinfo sigwait rand_r malloc

@@ -199,8 +199,9 @@ websocket_request_to_h2(const struct http1_head *head, const char *client_ip,
 /* Formats the user's "101 Switching Protocols" for a backend that
  * accepted (2xx): Upgrade, Connection, the router's Sec-WebSocket-Accept,
  * and the backend's end-to-end fields but its own Sec-WebSocket-Accept
- * and Content-Length, which do not belong in a 101. *out is malloc'd;
- * the caller frees it. Returns 0 or -ENOMEM. */
+ * and Content-Length, which do not belong in a 101. *out is malloc'd,
+ * *out_len bytes, not NUL-terminated; the caller frees it.
+ * Returns 0 or -ENOMEM. */
 int
 websocket_response_head(const struct header_list *in_head, const char *accept,
                         char **out, size_t *out_len)
