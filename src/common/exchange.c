@@ -28,6 +28,9 @@
  *     end, close) wake the app thread once per pass through nghttp2
  *     (struct exchange_batch, exchange_batch_flush), through the condition
  *     variable and, for a router user thread in poll(), its notify fd.
+ *   - an upgraded connection's exchange is duplex: room made in the out
+ *     pipe wakes its user thread too, which waits in poll(), not on the
+ *     condition variable.
  * Tutorial: "Bodies stream, they are never stored".
  */
 #include <errno.h>

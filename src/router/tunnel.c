@@ -42,7 +42,9 @@
  * threads whose streams changed once per pass, just before it sleeps
  * (exchange_batch_flush). With the trace option its callbacks print
  * every frame (trace.c).
- * Tutorial: "The tunnel thread's loop".
+ * The backend's SETTINGS say whether it takes WebSockets (extended
+ * CONNECT); the thread publishes that in t->extended_connect.
+ * Tutorial: "The tunnel thread's loop", "A connection that stays open".
  */
 #include <errno.h>
 #include <inttypes.h>

@@ -30,8 +30,12 @@
  *     so the client can tell it is incomplete; before closing on an
  *     error with input unread, the thread lingers (user_conn_linger);
  *   - a request refused unprocessed is sent once more, on another tunnel
- *     (user_conn_retry).
- * Tutorial: "A request arrives", "The response goes back".
+ *     (user_conn_retry);
+ *   - a WebSocket handshake is judged (user_conn_check_websocket), sent
+ *     as an extended CONNECT, and after a 2xx this thread relays the
+ *     connection's bytes both ways (upgrade_relay.c) until it ends.
+ * Tutorial: "A request arrives", "The response goes back",
+ *           "A connection that stays open".
  */
 #include <errno.h>
 #include <poll.h>
