@@ -523,7 +523,8 @@ assert_backend_trace(const char *t)
 	const char *settings, *peer, *req, *head, *body;
 
 	settings = frame_expect(t, t, " send SETTINGS stream_id=0 ", " flags=0x00 ");
-	assert_non_null(strstr(settings, " MAX_CONCURRENT_STREAMS=256 INITIAL_WINDOW_SIZE=262144\n"));
+	assert_non_null(strstr(settings, " MAX_CONCURRENT_STREAMS=256 INITIAL_WINDOW_SIZE=262144"
+	                                 " ENABLE_CONNECT_PROTOCOL=1\n"));
 	peer = frame_expect(t, t, " recv SETTINGS stream_id=0 ", " flags=0x00 ");
 	frame_expect(t, peer, " send SETTINGS stream_id=0 length=0 flags=0x01(ACK)", NULL);
 	frame_expect(t, settings, " recv SETTINGS stream_id=0 length=0 flags=0x01(ACK)", NULL);

@@ -10,8 +10,9 @@
  *          connection thread calls them (user_conn.c).
  * Locks:   none.
  * Interface:
- *   - websocket_upgrade_check(): an ordinary request, a valid opening
- *     handshake, or one to refuse with 400 (malformed) or 426 (another
+ *   - websocket_upgrade_check(): an ordinary request (no Upgrade:
+ *     websocket with Connection: upgrade), a valid opening handshake, or
+ *     one to refuse with 400 (malformed) or 426 (another
  *     Sec-WebSocket-Version; the answer names 13);
  *   - websocket_accept_value(): base64(SHA-1(key + GUID)), RFC 6455
  *     section 4.2.2, with libcrypto's SHA-1 and base64;
@@ -105,12 +106,15 @@ websocket_check_version(const struct header_list *fields, const char **text)
 	return 0;
 }
 
-/* Judges a request head. It is a WebSocket opening handshake when its
- * Upgrade field lists "websocket"; it must then be an HTTP/1.1 GET
- * without a body whose Connection lists "upgrade", with exactly one valid
- * Sec-WebSocket-Key and Sec-WebSocket-Version 13 (RFC 6455 section
- * 4.2.1). Host was checked by the parser already. Returns the verdict;
- * for WEBSOCKET_REFUSE, *status (400 or 426) and *text say what to answer. */
+/* Judges a request head. It asks to become a WebSocket when its Upgrade
+ * field lists "websocket" and its Connection field lists "upgrade" (RFC
+ * 9110 section 7.8: without that option, or in HTTP/1.0, Upgrade is
+ * ignored, and the request is an ordinary one whose Upgrade is dropped
+ * with the other hop-by-hop fields). It must then be a GET without a
+ * body, with exactly one valid Sec-WebSocket-Key and
+ * Sec-WebSocket-Version 13 (RFC 6455 section 4.2.1); Host was checked by
+ * the parser already. Returns the verdict; for WEBSOCKET_REFUSE,
+ * *status (400 or 426) and *text say what to answer. */
 enum websocket_verdict
 websocket_upgrade_check(const struct http1_head *head, bool has_body, int *status,
                         const char **text)
@@ -119,16 +123,13 @@ websocket_upgrade_check(const struct http1_head *head, bool has_body, int *statu
 	const char *key;
 
 	*status = 400;
-	if (!websocket_lists(fields, "upgrade", "websocket"))
+	if (!websocket_lists(fields, "upgrade", "websocket") ||
+	    !websocket_lists(fields, "connection", "upgrade") || head->version_minor < 1)
 		return WEBSOCKET_NONE;
-	if (head->version_minor < 1)
-		*text = "WebSocket handshake needs HTTP/1.1";
-	else if (strcmp(head->method, "GET") != 0)
+	if (strcmp(head->method, "GET") != 0)
 		*text = "WebSocket handshake must be a GET";
 	else if (has_body)
 		*text = "WebSocket handshake must have no body";
-	else if (!websocket_lists(fields, "connection", "upgrade"))
-		*text = "WebSocket handshake without Connection: Upgrade";
 	else if (websocket_field(fields, "sec-websocket-key", &key) != 1 ||
 	         !websocket_key_is_valid(key))
 		*text = "WebSocket handshake needs one valid Sec-WebSocket-Key";
