@@ -15,8 +15,9 @@
  * Run some tests only with make test TESTS=NAME FILTER=WORD.
  *
  * Worker threads only make requests and record results; the test thread
- * joins them before asserting, as STYLE.md asks. Sizes shrink under
- * sanitizers (harness_sanitized()), which are many times slower.
+ * joins them before asserting (cmocka's assertions may fail only on
+ * the test's own thread). Sizes shrink under sanitizers
+ * (harness_sanitized()), which are many times slower.
  */
 #include <stdarg.h>
 #include <stddef.h>

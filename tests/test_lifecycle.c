@@ -28,9 +28,10 @@
  * Run some tests only with make test TESTS=NAME FILTER=WORD.
  *
  * Load threads only make requests and count answers; the test thread
- * joins them before asserting, as STYLE.md asks. Child processes are
- * reaped before any assertion so a failure leaves none behind (they are
- * also killed with the suite, see harness_spawn()). Waits on the router's
+ * joins them before asserting (cmocka's assertions may fail only on
+ * the test's own thread). Child processes are reaped before any
+ * assertion so a failure leaves none behind (they are also killed with
+ * the suite, see harness_spawn()). Waits on the router's
  * tunnel count going down, and on another process, poll with short
  * pauses: nothing there can be blocked on.
  */

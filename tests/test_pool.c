@@ -15,7 +15,8 @@
  * it ends, then drops it.
  *
  * Worker threads only call the pool and record what happened; the test
- * thread joins them before it asserts anything, as STYLE.md asks.
+ * thread joins them before it asserts anything: cmocka's assertions
+ * may fail only on the test's own thread.
  */
 #include <stdarg.h>
 #include <stddef.h>

@@ -4,7 +4,8 @@
  * push or a close from another thread.
  *
  * Worker threads only call the queue and record what happened; the test
- * thread joins them before it asserts anything, as STYLE.md asks.
+ * thread joins them before it asserts anything: cmocka's assertions
+ * may fail only on the test's own thread.
  */
 #include <stdarg.h>
 #include <stddef.h>

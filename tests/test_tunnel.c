@@ -25,7 +25,8 @@
  * RST_STREAM PROTOCOL_ERROR back (RFC 9113 section 8.1.1).
  *
  * Handlers and reader threads only record what happened; the test thread
- * joins every thread it starts and asserts afterwards, as STYLE.md asks.
+ * joins every thread it starts and asserts afterwards: cmocka's
+ * assertions may fail only on the test's own thread.
  */
 #include <stdarg.h>
 #include <stddef.h>

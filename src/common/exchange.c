@@ -663,7 +663,8 @@ exchange_service(struct exchange *ex, nghttp2_session *session)
 		ex->reset_sent = true;
 		return false;
 	}
-	/* Fails harmlessly when the provider is not deferred (see NGHTTP2-NOTES). */
+	/* Fails harmlessly (NGHTTP2_ERR_INVALID_ARGUMENT) when no data is
+	 * deferred or the stream is gone, so the result is ignored. */
 	nghttp2_session_resume_data(session, ex->stream_id);
 	return head_waiting;
 }

@@ -2,7 +2,8 @@
  * lock.h -- checked wrappers around pthread mutexes and condition
  * variables. A failing lock or unlock is a bug in our code (a lock used
  * after destroy, unlocked twice), never an I/O condition, so it aborts
- * with the name of the call, as STYLE.md's third failure tier says.
+ * with the name of the call: a broken invariant, the third failure
+ * tier of docs/ARCHITECTURE.md ("Failures").
  */
 #ifndef PTTH_LOCK_H
 #define PTTH_LOCK_H

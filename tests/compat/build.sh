@@ -7,7 +7,7 @@
 # Offline: Go comes from Debian's golang-go and golang.org/x/net from
 # golang-golang-x-net-dev (under /usr/share/gocode), built in GOPATH mode.
 # OUTDIR gets the two binaries, the build cache (.cache) and a GOPATH
-# (.gopath) whose src/ptth is a symlink to this directory.
+# (.gopath), where .gopath/src/ptth is a symlink to this directory.
 set -euo pipefail
 
 out=${1:?usage: build.sh OUTDIR}
