@@ -14,6 +14,7 @@
 #   make bench           benchmarks next to nghttpx -> nghttpd (bench/results/)
 #   make attack          availability under three attacks (docs/HARDENING.md)
 #   make demo            router, backend and user talking on localhost
+#   make docs            TUTORIAL.md's code excerpts and command outputs
 #   make install         PREFIX=/usr/local, DESTDIR honoured
 #   make clean           back to the tree as cloned
 #
@@ -43,7 +44,9 @@ BUILD_PACKAGES := build-essential pkg-config libnghttp2-dev \
 	libhttp-parser-dev libcurl4-openssl-dev libssl-dev libwslay-dev
 UNIT_PACKAGES := libcmocka-dev
 TEST_PACKAGES := curl nghttp2-client nghttp2-server socat python3-h2 \
-	golang-go golang-golang-x-net-dev python3-websockets python3-hypercorn
+	golang-go golang-golang-x-net-dev python3-websockets python3-hypercorn \
+	python3
+DOCS_PACKAGES := python3
 
 # Output directories. A sanitizer or coverage build keeps everything,
 # including its programs, apart from the normal build, so all can coexist.
@@ -153,6 +156,7 @@ wrap_flags = $(addprefix -Wl$(comma)--wrap=,\
 	$(shell sed -n 's,^/\* wrap: \(.*\) \*/,\1,p' $(1)))
 
 .PHONY: all lib examples tests test unit unit-deps asan-test tsan-test valgrind-test demo \
+	docs docs-deps \
 	install uninstall clean build-deps test-deps valgrind-deps FORCE \
 	fuzz fuzz-smoke fuzz-seeds fuzz-deps coverage coverage-deps lint lint-deps \
 	bench bench-deps attack
@@ -283,6 +287,17 @@ valgrind-test: $(STATIC_LIB) $(EXAMPLES) $(TESTS_BIN) $(GO_PEERS) | test-deps va
 
 demo: all
 	@bash scripts/demo.sh $(BIN)
+
+# The generated parts of TUTORIAL.md: its code excerpts (from the
+# /* tutorial: NAME */ regions of the source) and command outputs (from
+# scripts/tutorial-outputs/, which run the programs). make test fails when
+# an excerpt is out of date, or an output's script changed since it last
+# ran (scripts/check-tutorial.sh).
+docs-deps: | build-deps
+	@bash scripts/need-packages.sh $(DOCS_PACKAGES)
+
+docs: $(EXAMPLES) | docs-deps
+	@PTTH_BIN_DIR='$(abspath $(BIN))' python3 scripts/render-tutorial.py --outputs
 
 # Benchmarks next to nghttpx -> nghttpd; the table and chart land in
 # bench/results/, see docs/PERFORMANCE.md. The normal build only: a

@@ -64,6 +64,7 @@ log_handling(struct ptth_request *req)
 }
 
 /* GET /foo: the original's only route. */
+/* tutorial: handle-foo */
 static void
 handle_foo(struct ptth_request *req, struct ptth_response *res, void *arg)
 {
@@ -73,6 +74,7 @@ handle_foo(struct ptth_request *req, struct ptth_response *res, void *arg)
 		sleep_ms(foo_delay_ms);
 	ptth_response_send(res, 200, "text/plain; charset=utf-8", "bar", 3);
 }
+/* tutorial: end */
 
 /* POST /echo: every byte read is written straight back, so the body
  * streams through both directions of the tunnel at once. */

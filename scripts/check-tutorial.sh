@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # check-tutorial.sh -- keep the prose honest: fail when TUTORIAL.md,
-# README.md or docs/*.md name something the code no longer has.
+# README.md or docs/*.md name something the code no longer has, or show
+# code older than its source.
 #
 # Usage: scripts/check-tutorial.sh       (make test runs it after the suites)
 #
@@ -16,7 +17,12 @@
 #   3. every chapter a module card names ("Tutorial: "Chapter"" in the
 #      card at the top of src/*/*.c, examples/*.c, tests/support/*.c and
 #      fuzz/*.c) is a heading of TUTORIAL.md with exactly that text;
-#   4. TUTORIAL.md contains no C code block: it refers to code by name.
+#   4. TUTORIAL.md shows C code only inside the excerpt blocks that
+#      scripts/render-tutorial.py generates from marked regions of the
+#      source; anything else refers to code by name;
+#   5. those blocks are what the code renders now (render-tutorial.py
+#      --check: a changed marked region, a marker no document uses, or
+#      a placeholder no marker fills fails, with a diff).
 # Exits 0 when everything matches, 1 otherwise.
 set -uo pipefail
 
@@ -136,9 +142,32 @@ done
 
 if [[ -f TUTORIAL.md ]]; then
 	while IFS=: read -r line _; do
-		problem "TUTORIAL.md:$line: a C code block; name the function instead"
-	done < <(grep -nE '^[[:space:]]*```[[:space:]]*(c|C|h|cpp)[[:space:]]*$' TUTORIAL.md)
+		problem "TUTORIAL.md:$line: a C code block outside the <!-- excerpt: --> blocks; mark the region in the source and render it (make docs), or name the function"
+	done < <(awk '
+		/^<!-- excerpt: .* -->$/ { excerpt = 1 }
+		/^<!-- end excerpt -->$/ { excerpt = 0 }
+		/^[[:space:]]*```[[:space:]]*(c|C|h|cpp)[[:space:]]*$/ && !excerpt {
+			print NR ":"
+		}
+	' TUTORIAL.md)
 fi
+
+# --- 5. Generated excerpts ----------------------------------------------
+
+# run_check NAME COMMAND...: every line the command prints is a problem
+# when it fails (render-tutorial.py's diff included, to show what moved).
+run_check()
+{
+	local name=$1 out
+	shift
+	out=$("$@" 2>&1) && return 0
+	while IFS= read -r line; do
+		problem "$line"
+	done <<<"$out"
+	[[ -n $out ]] || problem "$name failed without saying why"
+}
+
+run_check render-tutorial python3 scripts/render-tutorial.py --check
 
 # --- Report --------------------------------------------------------------
 

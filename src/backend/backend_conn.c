@@ -167,6 +167,7 @@ on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame,
 		return 0;
 	if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
 		exchange_finish_in(ex);
+	/* tutorial: handler-dispatch */
 	if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
 		exchange_end_in_head(ex);
 		/* No worker for it: REFUSED_STREAM says it was not processed,
@@ -175,6 +176,7 @@ on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame,
 			nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, frame->hd.stream_id,
 			                          NGHTTP2_REFUSED_STREAM);
 	}
+	/* tutorial: end */
 	return 0;
 }
 
@@ -233,6 +235,7 @@ conn_session_new(struct conn_thread *ct)
 {
 	nghttp2_session_callbacks *cbs;
 	nghttp2_option *opt;
+	/* tutorial: server-session */
 	/* ENABLE_CONNECT_PROTOCOL: we take extended CONNECT (RFC 8441 section
 	 * 3), so the router may send WebSockets here. nghttp2's server then
 	 * accepts :protocol (it checks the setting it was asked to send). */
@@ -241,6 +244,7 @@ conn_session_new(struct conn_thread *ct)
 		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, BACKEND_STREAM_WINDOW },
 		{ NGHTTP2_SETTINGS_ENABLE_CONNECT_PROTOCOL, 1 },
 	};
+	/* tutorial: end */
 	int rc = -ENOMEM;
 
 	if (nghttp2_session_callbacks_new(&cbs) != 0)
@@ -259,8 +263,10 @@ conn_session_new(struct conn_thread *ct)
 	 * per second) would end the tunnel under such churn; our peer is the
 	 * router we dialled, so allow it far more. */
 	nghttp2_option_set_stream_reset_rate_limit(opt, 1000000, 100000);
+	/* tutorial: server-session */
 	if (nghttp2_session_server_new2(&ct->session, cbs, ct, opt) != 0)
 		goto out_opt;
+	/* tutorial: end */
 	rc = session_io_send_settings(ct->session, settings,
 	                              sizeof settings / sizeof settings[0]);
 	if (rc < 0) {
@@ -309,6 +315,7 @@ conn_submit_response(struct conn_thread *ct, struct exchange *ex)
 }
 
 /* Takes kicks from handler threads. */
+/* tutorial: take-kicks */
 static void
 conn_take_work(struct conn_thread *ct)
 {
@@ -323,6 +330,7 @@ conn_take_work(struct conn_thread *ct)
 		exchange_unref(ct->kicked[i]);
 	}
 }
+/* tutorial: end */
 
 /* Starts a graceful end: GOAWAY naming the last stream we took, so the
  * router sends nothing new here and retries anything newer elsewhere;

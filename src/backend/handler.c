@@ -255,6 +255,7 @@ ptth_response_send(struct ptth_response *res, int status, const char *content_ty
 }
 
 /* Runs on a worker thread: the handler, then whatever it left undone. */
+/* tutorial: handler-run */
 void
 handler_call_run(void *job)
 {
@@ -269,6 +270,7 @@ handler_call_run(void *job)
 	free(call->path);
 	free(call);
 }
+/* tutorial: end */
 
 /* Tunnel thread: builds the handler's view of a complete request head
  * and hands it to a worker. The call holds references on ex and on conn

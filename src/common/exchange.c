@@ -244,11 +244,13 @@ exchange_read_in(struct exchange *ex, void *buf, size_t len, bool block)
 
 	mutex_lock(&ex->mu);
 	for (;;) {
+		/* tutorial: read-in-kick */
 		n = (ssize_t)body_pipe_read(&ex->in, buf, len);
 		if (n > 0) {
 			kick = !ex->closed && ex->in.unreported >= EXCHANGE_REPORT_BYTES;
 			break;
 		}
+		/* tutorial: end */
 		if (ex->in.finished) {
 			n = 0;
 			break;
@@ -500,6 +502,7 @@ exchange_data_source_read_callback(nghttp2_session *session, int32_t stream_id,
 	ssize_t n;
 
 	(void)user_data;
+	/* tutorial: data-provider */
 	mutex_lock(&ex->mu);
 	n = (ssize_t)body_pipe_read(&ex->out, buf, length);
 	if (body_pipe_at_end(&ex->out)) {
@@ -519,6 +522,7 @@ exchange_data_source_read_callback(nghttp2_session *session, int32_t stream_id,
 	if (n > 0 && ex->duplex)
 		notify = exchange_in_changed_locked(ex);
 	exchange_unlock_and_notify(ex, notify);
+	/* tutorial: end */
 	if (n > 0)
 		cond_broadcast(&ex->changed); /* room for the writer again */
 	if (trailers != NULL) {
@@ -652,10 +656,12 @@ exchange_service(struct exchange *ex, nghttp2_session *session)
 	mutex_unlock(&ex->mu);
 	if (closed || ex->stream_id == 0)
 		return false;
+	/* tutorial: consume */
 	if (unreported > 0 && ex->in_consumed + unreported <= ex->in_delivered) {
 		nghttp2_session_consume(session, ex->stream_id, unreported);
 		ex->in_consumed += unreported;
 	}
+	/* tutorial: end */
 	if (cancelled) {
 		if (!ex->reset_sent)
 			nghttp2_submit_rst_stream(session, NGHTTP2_FLAG_NONE, ex->stream_id,
@@ -663,8 +669,10 @@ exchange_service(struct exchange *ex, nghttp2_session *session)
 		ex->reset_sent = true;
 		return false;
 	}
+	/* tutorial: consume */
 	/* Fails harmlessly (NGHTTP2_ERR_INVALID_ARGUMENT) when no data is
 	 * deferred or the stream is gone, so the result is ignored. */
 	nghttp2_session_resume_data(session, ex->stream_id);
 	return head_waiting;
+	/* tutorial: end */
 }

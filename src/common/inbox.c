@@ -62,6 +62,7 @@ inbox_destroy(struct inbox *ib)
 }
 
 /* Writes the wake fd unless a wake-up is already pending. */
+/* tutorial: inbox-wake */
 void
 inbox_wake(struct inbox *ib)
 {
@@ -74,10 +75,12 @@ inbox_wake(struct inbox *ib)
 	if (write_it)
 		net_wake(ib->wake_fd);
 }
+/* tutorial: end */
 
 /* Hands a new exchange to the tunnel thread. On success the inbox holds
  * one new reference, which passes to the tunnel thread when it pops.
  * Returns 0, -EAGAIN when the queue is full, or -EPIPE when closed. */
+/* tutorial: inbox-push */
 int
 inbox_push(struct inbox *ib, struct exchange *ex)
 {
@@ -92,6 +95,7 @@ inbox_push(struct inbox *ib, struct exchange *ex)
 	inbox_wake(ib);
 	return 0;
 }
+/* tutorial: end */
 
 /* Puts ex on the kick list (once) and wakes the tunnel thread. After the
  * inbox closed, kicks are ignored: the tunnel has closed every stream. */

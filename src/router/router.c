@@ -272,6 +272,7 @@ ptth_router_reload_tokens(struct ptth_router *r)
 
 /* The accept loop for one listening socket: start is user_conn_start or
  * tunnel_start. It ends when ptth_router_stop() shuts the socket down. */
+/* tutorial: accept-loop */
 static void
 router_accept_loop(struct ptth_router *r, int lfd, int (*start)(struct ptth_router *, int),
                    const char *what)
@@ -295,6 +296,7 @@ router_accept_loop(struct ptth_router *r, int lfd, int (*start)(struct ptth_rout
 			log_info("cannot serve %s connection: %s", what, ptth_strerror(rc));
 	}
 }
+/* tutorial: end */
 
 static void *
 router_http_accept_thread_main(void *arg)

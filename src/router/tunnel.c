@@ -277,6 +277,7 @@ on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame,
 		tunnel_on_goaway(tt, frame);
 	if (frame->hd.type != NGHTTP2_HEADERS && frame->hd.type != NGHTTP2_DATA)
 		return 0;
+	/* tutorial: response-head */
 	ex = nghttp2_session_get_stream_user_data(session, frame->hd.stream_id);
 	if (ex == NULL)
 		return 0;
@@ -286,6 +287,7 @@ on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame,
 		exchange_end_in_head(ex);
 	if (frame->hd.flags & NGHTTP2_FLAG_END_STREAM)
 		exchange_finish_in(ex);
+	/* tutorial: end */
 	return 0;
 }
 
@@ -304,6 +306,7 @@ on_frame_send_callback(nghttp2_session *session, const nghttp2_frame *frame,
 /* Implements nghttp2_on_data_chunk_recv_callback. We use it to pass
  * response body bytes to the user thread; they are consumed (window
  * reopened) only once the user thread has read them. */
+/* tutorial: data-received */
 static int
 on_data_chunk_recv_callback(nghttp2_session *session, uint8_t flags,
                             int32_t stream_id, const uint8_t *data, size_t len,
@@ -322,6 +325,7 @@ on_data_chunk_recv_callback(nghttp2_session *session, uint8_t flags,
 	exchange_deliver_in(ex, session, data, len);
 	return 0;
 }
+/* tutorial: end */
 
 /* Implements nghttp2_on_begin_frame_callback. We use it to log, once per
  * stream, a DATA frame with a payload on the stream of a HEAD request: a
@@ -420,16 +424,19 @@ tunnel_session_new(struct tunnel_thread *tt)
 {
 	nghttp2_session_callbacks *cbs;
 	nghttp2_option *opt;
+	/* tutorial: client-session */
 	nghttp2_settings_entry settings[] = {
 		{ NGHTTP2_SETTINGS_ENABLE_PUSH, 0 },
 		{ NGHTTP2_SETTINGS_INITIAL_WINDOW_SIZE, ROUTER_STREAM_WINDOW },
 	};
+	/* tutorial: end */
 	int rc = -ENOMEM;
 
 	if (nghttp2_session_callbacks_new(&cbs) != 0)
 		return -ENOMEM;
 	if (nghttp2_option_new(&opt) != 0)
 		goto out_cbs;
+	/* tutorial: client-session */
 	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, on_begin_headers_callback);
 	nghttp2_session_callbacks_set_on_header_callback(cbs, on_header_callback);
 	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, on_frame_recv_callback);
@@ -442,6 +449,7 @@ tunnel_session_new(struct tunnel_thread *tt)
 	nghttp2_option_set_no_auto_window_update(opt, 1);
 	if (nghttp2_session_client_new2(&tt->session, cbs, tt, opt) != 0)
 		goto out_opt;
+	/* tutorial: end */
 	rc = session_io_send_settings(tt->session, settings,
 	                              sizeof settings / sizeof settings[0]);
 	if (rc < 0) {
@@ -470,10 +478,12 @@ tunnel_end_unopened(struct tunnel_thread *tt, struct exchange *ex, int error)
 static void
 tunnel_submit_stream(struct tunnel_thread *tt, struct exchange *ex)
 {
+	/* tutorial: submit-request */
 	nghttp2_data_provider body = {
 		.source.ptr = ex,
 		.read_callback = exchange_data_source_read_callback,
 	};
+	/* tutorial: end */
 	nghttp2_nv *nv;
 	int32_t id;
 	bool cancelled;
@@ -493,6 +503,7 @@ tunnel_submit_stream(struct tunnel_thread *tt, struct exchange *ex)
 		tunnel_end_unopened(tt, ex, cancelled ? PTTH_ECLOSED : -ENOMEM);
 		return;
 	}
+	/* tutorial: submit-request */
 	id = nghttp2_submit_request(tt->session, NULL, nv, ex->out_head.count,
 	                            ex->out_has_body ? &body : NULL, ex);
 	free(nv);
@@ -505,6 +516,7 @@ tunnel_submit_stream(struct tunnel_thread *tt, struct exchange *ex)
 	exchange_open_link(&tt->open, ex);
 	tt->open_count++;
 	tt->requests++;
+	/* tutorial: end */
 }
 
 /* Submits queued requests while the backend allows more concurrent
@@ -538,6 +550,7 @@ tunnel_take_fresh(struct tunnel_thread *tt)
 
 /* Takes everything other threads left in the inbox: new requests first,
  * then kicked exchanges. */
+/* tutorial: take-work */
 static void
 tunnel_take_work(struct tunnel_thread *tt)
 {
@@ -552,6 +565,7 @@ tunnel_take_work(struct tunnel_thread *tt)
 		exchange_unref(tt->kicked[i]);
 	}
 }
+/* tutorial: end */
 
 /* After tunnel_stop(): tell the backend with GOAWAY and write it out
  * (best effort, the socket is closed right after). */
@@ -575,6 +589,7 @@ tunnel_run(struct tunnel_thread *tt)
 		rc = keepalive_step(&tt->ka, tt->session, now_ms());
 		if (rc == -ETIMEDOUT)
 			return "PING timeout";
+		/* tutorial: tunnel-loop */
 		if (rc == 0)
 			rc = session_io_flush(&tt->io, tt->session);
 		/* A stream we reset closes only once its RST_STREAM is sent,
@@ -584,11 +599,13 @@ tunnel_run(struct tunnel_thread *tt)
 			rc = session_io_flush(&tt->io, tt->session);
 		if (rc < 0)
 			break;
+		/* tutorial: end */
 		if (session_io_done(&tt->io, tt->session))
 			return "session finished";
 		if (tt->goaway && tt->open_count == 0)
 			return "GOAWAY";
 		exchange_batch_flush(&tt->batch); /* wake users once, before sleeping */
+		/* tutorial: tunnel-loop */
 		rc = session_io_wait(&tt->io, tt->t->inbox.wake_fd,
 		                     keepalive_poll_timeout(&tt->ka, now_ms()));
 		if (rc < 0)
@@ -606,6 +623,7 @@ tunnel_run(struct tunnel_thread *tt)
 			keepalive_on_rx(&tt->ka, now_ms());
 			tunnel_take_fresh(tt); /* streams may have closed */
 		}
+		/* tutorial: end */
 	}
 	if (rc == PTTH_ECLOSED)
 		return "EOF";
@@ -757,6 +775,7 @@ tunnel_thread_main(void *arg)
 	session_io_init(&tt.io, t->fd);
 	trace_init(&tt.trace, r->conf.trace, t->name);
 	keepalive_init(&tt.ka, r->conf.ping_interval_ms, r->conf.ping_timeout_ms, tt.started_ms);
+	/* tutorial: tunnel-thread */
 	reason = tunnel_greet(&tt);
 	greeted = reason == NULL;
 	if (!greeted) {
@@ -776,6 +795,7 @@ tunnel_thread_main(void *arg)
 	tunnel_leave_pool(&tt);
 	inbox_close(&t->inbox);
 	tunnel_fail_all(&tt);
+	/* tutorial: end */
 	exchange_batch_flush(&tt.batch);
 	if (tt.session != NULL)
 		nghttp2_session_del(tt.session);

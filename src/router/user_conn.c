@@ -224,6 +224,7 @@ user_conn_start_response(struct user_conn *c)
 		                             "502 Bad Gateway: invalid response from tunnel %s",
 		                             c->req.tunnel->name);
 	}
+	/* tutorial: framing */
 	if (!c->req.no_body && header_list_get(&ex->in_head, "content-length") == NULL) {
 		if (c->req.version_minor >= 1)
 			c->req.chunked = true;
@@ -238,6 +239,7 @@ user_conn_start_response(struct user_conn *c)
 	         c->req.keep_alive ? "" : "Connection: close");
 	rc = headers_response_to_http1(status, &ex->in_head, framing[0] ? framing : NULL,
 	                               &head, &len);
+	/* tutorial: end */
 	if (rc < 0)
 		return rc;
 	rc = user_conn_append(c, head, len);
@@ -297,6 +299,7 @@ user_conn_pump_body(struct user_conn *c, bool block)
 {
 	char buf[32 * 1024];
 
+	/* tutorial: response-written */
 	while (!c->req.response_done) {
 		ssize_t n = exchange_read_in(c->req.ex, buf, sizeof buf, false);
 		if (n == -EAGAIN) {
@@ -311,6 +314,7 @@ user_conn_pump_body(struct user_conn *c, bool block)
 			if (n == 0)
 				continue;
 		}
+		/* tutorial: end */
 		if (n < 0) {
 			/* The tunnel failed mid-body: send what we have, then
 			 * close without the terminating chunk. */
@@ -320,12 +324,14 @@ user_conn_pump_body(struct user_conn *c, bool block)
 			         c->req.tunnel->name, ptth_strerror((int)n));
 			return (int)n;
 		}
+		/* tutorial: response-written */
 		if (n == 0) {
 			c->req.response_done = true;
 			if (c->req.chunked && user_conn_append_last_chunk(c) < 0)
 				return -EPIPE;
 			return user_conn_flush(c);
 		}
+		/* tutorial: end */
 		if (user_conn_append_body(c, buf, (size_t)n) < 0)
 			return -EPIPE;
 	}
@@ -380,6 +386,7 @@ user_conn_pump_response(struct user_conn *c)
  * is closing or its queue is full. On success c holds a reference on the
  * tunnel and the tunnel one on ex. Returns 0, or the last error (-EAGAIN
  * full, -EPIPE closing) or -ENOENT when no tunnel is live. */
+/* tutorial: tunnel-picked */
 static int
 user_conn_submit(struct user_conn *c, struct exchange *ex, const struct tunnel *avoid)
 {
@@ -402,6 +409,7 @@ user_conn_submit(struct user_conn *c, struct exchange *ex, const struct tunnel *
 	}
 	return rc;
 }
+/* tutorial: end */
 
 /* Lets go of the request's exchange and tunnel, if any (see
  * exchange_release: an unfinished stream is reset). */
@@ -605,6 +613,7 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	struct http1_head with_authority = *head;
 	if (head->url_host == NULL && (host == NULL || host[0] == '\0'))
 		with_authority.url_host = c->local_authority;
+	/* tutorial: exchange-built */
 	ex = exchange_new(ROUTER_STREAM_WINDOW);
 	if (ex == NULL || (c->req.websocket ? websocket_request_to_h2 : headers_request_to_h2)(
 	                          &with_authority, conf->forwarded ? c->client_ip : NULL,
@@ -628,6 +637,7 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	log_request("Proxying %s %s to %s%s%s%s", head->method, head->path_and_query,
 	            c->req.tunnel->name, c->req.service[0] ? " (service " : "", c->req.service,
 	            c->req.service[0] ? ")" : "");
+	/* tutorial: end */
 	c->req.ex = ex;
 	c->req.submitted_ms = now_ms();
 	if (want_continue) {
@@ -952,6 +962,7 @@ user_conn_fail_request(struct user_conn *c)
 
 /* Feeds n bytes of input to the parser, answering each request it
  * completes. Returns 0 to read on, -1 to close the connection. */
+/* tutorial: parse-loop */
 static int
 user_conn_parse(struct user_conn *c, size_t n, long long arrived_ms)
 {
@@ -978,6 +989,7 @@ user_conn_parse(struct user_conn *c, size_t n, long long arrived_ms)
 	/* A head cut by the end of the buffer keeps its start time. */
 	return 0;
 }
+/* tutorial: end */
 
 /* Reads what the user sent next. The common case (between requests) is
  * one recv() whose timeout is the idle timeout, set once on the socket
@@ -985,6 +997,7 @@ user_conn_parse(struct user_conn *c, size_t n, long long arrived_ms)
  * timeout of its own), or a response moving meanwhile, goes through
  * poll() first.
  * Returns the bytes read, 0 at EOF, -ETIMEDOUT, or a negative code. */
+/* tutorial: user-recv */
 static ssize_t
 user_conn_recv(struct user_conn *c)
 {
@@ -1001,6 +1014,7 @@ user_conn_recv(struct user_conn *c)
 		return (errno == EAGAIN || errno == EWOULDBLOCK) ? -ETIMEDOUT : -errno;
 	return n;
 }
+/* tutorial: end */
 
 /* Reads and answers requests until the connection ends. Between
  * requests the connection is marked idle, so that a draining router can
