@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # check-tutorial.sh -- keep the prose honest: fail when TUTORIAL.md,
-# README.md or docs/*.md name something the code no longer has, or show
-# code older than its source.
+# README.md or docs/*.md name something the code no longer has, show code
+# older than its source, or claim what is not so.
 #
 # Usage: scripts/check-tutorial.sh       (make test runs it after the suites)
 #
@@ -22,7 +22,14 @@
 #      source; anything else refers to code by name;
 #   5. those blocks are what the code renders now (render-tutorial.py
 #      --check: a changed marked region, a marker no document uses, or
-#      a placeholder no marker fills fails, with a diff).
+#      a placeholder no marker fills fails, with a diff);
+#   6. a function named with a file ("`name()` in `src/x.c`") is
+#      defined there, and every file a code comment names exists
+#      (scripts/check-claims.py);
+#   7. README.md's copies of `bin/router --help`, `bin/backend --help`
+#      and `bin/user --help` are what the programs print. The programs
+#      are taken from $PTTH_BIN_DIR (make test sets it), else bin/;
+#      when neither is built this check is skipped with a note.
 # Exits 0 when everything matches, 1 otherwise.
 set -uo pipefail
 
@@ -152,7 +159,7 @@ if [[ -f TUTORIAL.md ]]; then
 	' TUTORIAL.md)
 fi
 
-# --- 5. Generated excerpts ----------------------------------------------
+# --- 5, 6. Generated excerpts, claims ----------------------------------
 
 # run_check NAME COMMAND...: every line the command prints is a problem
 # when it fails (render-tutorial.py's diff included, to show what moved).
@@ -168,6 +175,32 @@ run_check()
 }
 
 run_check render-tutorial python3 scripts/render-tutorial.py --check
+run_check check-claims python3 scripts/check-claims.py
+
+# --- 7. README's copies of --help --------------------------------------
+
+bindir=${PTTH_BIN_DIR:-bin}
+if [[ -x $bindir/router && -x $bindir/backend && -x $bindir/user ]]; then
+	for prog in router backend user; do
+		# The block after the line "`bin/PROG`:" in README.md.
+		copy=$(awk -v want="\`bin/$prog\`:" '
+			$0 == want { found = 1; next }
+			found && !inside && /^```/ { inside = 1; next }
+			inside && /^```$/ { exit }
+			inside { print }
+		' README.md)
+		real=$("$bindir/$prog" --help 2>&1)
+		[[ $copy == "$real" ]] && continue
+		problem "README.md: its copy of bin/$prog --help differs from the program:"
+		while IFS= read -r line; do
+			problem "  $line"
+		done < <(diff <(printf '%s\n' "$copy") <(printf '%s\n' "$real"))
+	done
+elif [[ -n ${PTTH_BIN_DIR:-} ]]; then
+	problem "$bindir: router, backend and user are not all built"
+else
+	echo "check-tutorial: README's --help copies not compared: run make first"
+fi
 
 # --- Report --------------------------------------------------------------
 

@@ -3,8 +3,12 @@
 #
 # Usage: scripts/run-tests.sh LOGDIR SUITE...
 #
-# Runs each SUITE binary in name order, each under a 300-second timeout, then
-# scripts/check-tutorial.sh when it exists. Prints one PASS or FAIL line per
+# Runs each SUITE binary in name order, each under a 300-second timeout,
+# then the documents' checks as suites of their own: check-tutorial
+# (scripts/check-tutorial.sh: the prose, excerpts and --help copies match
+# the code) and, in the normal build only, check-readme-example
+# (scripts/check-readme-example.sh: README's library example builds
+# against build/libptth.a and serves). Prints one PASS or FAIL line per
 # suite and a summary; exits 1 if any suite failed. make test passes the
 # suites built from tests/test_*.c, so a stale binary whose source is gone
 # is not run.
@@ -15,7 +19,8 @@
 #   PTTH_TESTS         space-separated words; run only suites containing one
 #   PTTH_TEST_FILTER   a word; each suite runs only the tests whose names
 #                      contain it (tests/support/test_filter.c)
-#   PTTH_DOCS_CHECK    0 skips the prose check after the suites (make unit)
+#   PTTH_DOCS_CHECK    0 skips the documents' checks after the suites
+#                      (make unit)
 #   PTTH_TEST_VERBOSE  1 streams suite output; otherwise it is kept in
 #                      LOGDIR/NAME.log and printed only on failure
 #   PTTH_TEST_TIMEOUT  seconds per suite instead of 300
@@ -96,9 +101,18 @@ for suite in $(printf '%s\n' "$@" | sort); do
 	name=${suite##*/}
 	selected "$name" && run_suite "$name" "${runner[@]}" "$suite"
 done
-if [[ ${PTTH_DOCS_CHECK:-1} != 0 && -f scripts/check-tutorial.sh ]] &&
+# The documents' checks run without the runner: they test no C code.
+# make unit skips them all (PTTH_DOCS_CHECK=0): they need the programs.
+docs_check=${PTTH_DOCS_CHECK:-1}
+if [[ $docs_check != 0 && -f scripts/check-tutorial.sh ]] &&
 	selected check-tutorial; then
 	run_suite check-tutorial bash scripts/check-tutorial.sh
+fi
+# README's example is built the way README says, against build/libptth.a:
+# the normal build's library, which sanitizer and valgrind runs may lack.
+if [[ $docs_check != 0 && -z ${PTTH_SAN:-} ]] &&
+	[[ -f scripts/check-readme-example.sh ]] && selected check-readme-example; then
+	run_suite check-readme-example bash scripts/check-readme-example.sh
 fi
 
 total=$(( ${#passed[@]} + ${#failed[@]} ))

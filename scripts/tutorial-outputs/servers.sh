@@ -43,9 +43,9 @@ start_servers()
 	exec {router_out}< <(exec "$bindir/router" --http 127.0.0.1:0 \
 		--tunnels 127.0.0.1:0 "$@" 2>&1)
 	router_pid=$!
-	line=$(await_router 'reverse tunnels on tcp://localhost:[0-9]+$') || exit 1
+	line=$(await_router 'reverse tunnels on tcp://[^ ]*:[0-9]+$') || exit 1
 	tunnel_port=${line##*:}
-	line=$(await_router 'HTTP traffic on http://localhost:[0-9]+$') || exit 1
+	line=$(await_router 'HTTP traffic on http://[^ ]*:[0-9]+$') || exit 1
 	http_port=${line##*:}
 	"$bindir/backend" --router "127.0.0.1:$tunnel_port" --quiet \
 		>"$servers_dir/backend.log" 2>&1 &
