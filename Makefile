@@ -14,7 +14,7 @@
 #   make bench           benchmarks next to nghttpx -> nghttpd (bench/results/)
 #   make attack          availability under three attacks (docs/HARDENING.md)
 #   make demo            router, backend and user talking on localhost
-#   make docs            TUTORIAL.md's code excerpts and command outputs
+#   make docs            TUTORIAL.md's excerpts and outputs, docs/*.svg
 #   make install         PREFIX=/usr/local, DESTDIR honoured
 #   make clean           back to the tree as cloned
 #
@@ -46,7 +46,8 @@ UNIT_PACKAGES := libcmocka-dev
 TEST_PACKAGES := curl nghttp2-client nghttp2-server socat python3-h2 \
 	golang-go golang-golang-x-net-dev python3-websockets python3-hypercorn \
 	python3
-DOCS_PACKAGES := python3
+# make docs also draws the pictures: graphviz (dot) and mscgen.
+DOCS_PACKAGES := python3 graphviz mscgen
 
 # Output directories. A sanitizer or coverage build keeps everything,
 # including its programs, apart from the normal build, so all can coexist.
@@ -288,16 +289,18 @@ valgrind-test: $(STATIC_LIB) $(EXAMPLES) $(TESTS_BIN) $(GO_PEERS) | test-deps va
 demo: all
 	@bash scripts/demo.sh $(BIN)
 
-# The generated parts of TUTORIAL.md: its code excerpts (from the
-# /* tutorial: NAME */ regions of the source) and command outputs (from
-# scripts/tutorial-outputs/, which run the programs). make test fails when
-# an excerpt is out of date, or an output's script changed since it last
-# ran (scripts/check-tutorial.sh).
+# The generated parts of the documents: TUTORIAL.md's code excerpts (from
+# the /* tutorial: NAME */ regions of the source) and command outputs (from
+# scripts/tutorial-outputs/, which run the programs), and the pictures
+# docs/*.svg from docs/*.dot and docs/*.msc. make test fails when an
+# excerpt or a picture is out of date, or an output's script changed since
+# it last ran (scripts/check-tutorial.sh).
 docs-deps: | build-deps
 	@bash scripts/need-packages.sh $(DOCS_PACKAGES)
 
 docs: $(EXAMPLES) | docs-deps
 	@PTTH_BIN_DIR='$(abspath $(BIN))' python3 scripts/render-tutorial.py --outputs
+	@bash scripts/render-pictures.sh
 
 # Benchmarks next to nghttpx -> nghttpd; the table and chart land in
 # bench/results/, see docs/PERFORMANCE.md. The normal build only: a

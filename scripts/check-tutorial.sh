@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # check-tutorial.sh -- keep the prose honest: fail when TUTORIAL.md,
 # README.md or docs/*.md name something the code no longer has, show code
-# older than its source, or claim what is not so.
+# or pictures older than their sources, or claim what is not so.
 #
 # Usage: scripts/check-tutorial.sh       (make test runs it after the suites)
 #
@@ -26,7 +26,9 @@
 #   6. a function named with a file ("`name()` in `src/x.c`") is
 #      defined there, and every file a code comment names exists
 #      (scripts/check-claims.py);
-#   7. README.md's copies of `bin/router --help`, `bin/backend --help`
+#   7. every picture in docs/ was drawn from its source as it is now
+#      (scripts/render-pictures.sh --check);
+#   8. README.md's copies of `bin/router --help`, `bin/backend --help`
 #      and `bin/user --help` are what the programs print. The programs
 #      are taken from $PTTH_BIN_DIR (make test sets it), else bin/;
 #      when neither is built this check is skipped with a note.
@@ -159,7 +161,7 @@ if [[ -f TUTORIAL.md ]]; then
 	' TUTORIAL.md)
 fi
 
-# --- 5, 6. Generated excerpts, claims ----------------------------------
+# --- 5, 6, 7. Generated excerpts, claims, pictures ---------------------
 
 # run_check NAME COMMAND...: every line the command prints is a problem
 # when it fails (render-tutorial.py's diff included, to show what moved).
@@ -176,8 +178,9 @@ run_check()
 
 run_check render-tutorial python3 scripts/render-tutorial.py --check
 run_check check-claims python3 scripts/check-claims.py
+run_check render-pictures bash scripts/render-pictures.sh --check
 
-# --- 7. README's copies of --help --------------------------------------
+# --- 8. README's copies of --help --------------------------------------
 
 bindir=${PTTH_BIN_DIR:-bin}
 if [[ -x $bindir/router && -x $bindir/backend && -x $bindir/user ]]; then
