@@ -5,13 +5,14 @@
 #
 # Runs each SUITE binary in name order, each under a 300-second timeout,
 # then the documents' checks as suites of their own: check-tutorial
-# (scripts/check-tutorial.sh: the prose, excerpts and --help copies match
-# the code) and, in the normal build only, check-readme-example
-# (scripts/check-readme-example.sh: README's library example builds
-# against build/libptth.a and serves). Prints one PASS or FAIL line per
-# suite and a summary; exits 1 if any suite failed. make test passes the
-# suites built from tests/test_*.c, so a stale binary whose source is gone
-# is not run.
+# (scripts/check-tutorial.sh: the prose, excerpts, pictures and --help
+# copies match the code), check-docs-selftest (tests/check-docs-selftest.sh:
+# those checks catch what they should) and, in the normal build only,
+# check-readme-example (scripts/check-readme-example.sh: README's library
+# example builds against build/libptth.a and serves). Prints one PASS or
+# FAIL line per suite and a summary; exits 1 if any suite failed. make
+# test passes the suites built from tests/test_*.c, so a stale binary
+# whose source is gone is not run.
 #
 # Environment (make test sets these):
 #   PTTH_BIN_DIR       absolute directory of router, backend and user; passed on
@@ -107,6 +108,9 @@ docs_check=${PTTH_DOCS_CHECK:-1}
 if [[ $docs_check != 0 && -f scripts/check-tutorial.sh ]] &&
 	selected check-tutorial; then
 	run_suite check-tutorial bash scripts/check-tutorial.sh
+fi
+if [[ -f tests/check-docs-selftest.sh ]] && selected check-docs-selftest; then
+	run_suite check-docs-selftest bash tests/check-docs-selftest.sh
 fi
 # README's example is built the way README says, against build/libptth.a:
 # the normal build's library, which sanitizer and valgrind runs may lack.
