@@ -132,11 +132,12 @@ fi
 for src in src/*/*.c examples/*.c tests/support/*.c fuzz/*.c; do
 	[[ -f $src ]] || continue
 	# The card is the first comment; its Tutorial field may continue on
-	# indented lines. Print the field's text, one line per card line.
+	# indented lines. Print the field's text joined into one line, so a
+	# chapter's name may break across lines. (No {2,}: mawk lacks it.)
 	field=$(awk '
 		/\*\// { exit }
-		/^ \* Tutorial:/ { on = 1; sub(/^ \* Tutorial:/, ""); print; next }
-		on && /^ \*( {2,}|\t)/ { print; next }
+		/^ \* Tutorial:/ { on = 1; sub(/^ \* Tutorial:/, ""); printf "%s ", $0; next }
+		on && /^ \*(   *|\t)/ { sub(/^ \*[ \t]+/, ""); printf "%s ", $0; next }
 		on { exit }
 	' "$src")
 	[[ -z $field ]] && continue
