@@ -188,6 +188,10 @@ case_ "a comment naming a file outside the tree" "which is not in the tree" \
 	"$region_file" -- \
 	"printf '/* As NOTES-ELSEWHERE.md says. */\n' >> $region_file"
 
+case_ "a module card naming a chapter that is not there, across a line break" \
+	'its card names "Spreading the load over the tunnels"' src/pool.c -- \
+	"sed -i 's/over tunnels\"/over the tunnels\"/' src/pool.c"
+
 case_ "a picture older than its source" "older than docs/threads.dot" \
 	docs/threads.dot -- \
 	"echo '// a change' >> docs/threads.dot"

@@ -23,7 +23,7 @@
  *     arrives as a CONNECT stream whose two bodies the handler uses as a
  *     byte pipe each way;
  *   - with the trace option, the callbacks print every frame (trace.c).
- * Tutorial: "The backend answers".
+ * Tutorial: "HTTP/2 in ten minutes", "The backend answers".
  */
 #include <errno.h>
 #include <stdio.h>

@@ -31,7 +31,8 @@
  *   - an upgraded connection's exchange is duplex: room made in the out
  *     pipe wakes its user thread too, which waits in poll(), not on the
  *     condition variable.
- * Tutorial: "Bodies stream, they are never stored".
+ * Tutorial: "Bodies stream, they are never stored"; the batch in "Fewer
+ *          wake-ups".
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -453,6 +454,7 @@ exchange_open_unlink(struct exchange **head, struct exchange *ex)
 /* Tunnel thread: wakes the app thread of every exchange in the batch,
  * once each, after the locks are released (a thread woken while we still
  * held its mutex would only block again on it). */
+/* tutorial: batch-flush */
 void
 exchange_batch_flush(struct exchange_batch *b)
 {
@@ -473,6 +475,7 @@ exchange_batch_flush(struct exchange_batch *b)
 		exchange_unref(ex);
 	}
 }
+/* tutorial: end */
 
 /* Unlocks ex->mu, then writes the notify fd if notify says so. */
 static void

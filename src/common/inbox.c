@@ -20,7 +20,8 @@
  *   - inbox_close(): nothing new gets in; the tunnel then drains what is left.
  * Wake-ups are batched: wake_fd is written only when no wake-up is already
  * pending, so a burst of kicks costs the tunnel one poll() return.
- * Tutorial: "A request waits in the queue".
+ * Tutorial: "A request waits in the queue"; the batching in "Fewer
+ *          wake-ups".
  */
 #include <errno.h>
 #include <stdlib.h>

@@ -46,6 +46,7 @@ keepalive_on_ack(struct keepalive *ka)
 /* Sends a PING when the tunnel has been quiet for interval_ms.
  * Returns 0, -ETIMEDOUT when the outstanding PING went unanswered (and
  * nothing else arrived) for timeout_ms, or -ENOMEM. */
+/* tutorial: keepalive-step */
 int
 keepalive_step(struct keepalive *ka, nghttp2_session *session, long long now)
 {
@@ -66,6 +67,7 @@ keepalive_step(struct keepalive *ka, nghttp2_session *session, long long now)
 	ka->ping_sent_ms = now;
 	return 0;
 }
+/* tutorial: end */
 
 /* Milliseconds until keepalive_step() has something to do, for poll();
  * -1 when pings are off. */

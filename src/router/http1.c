@@ -20,7 +20,8 @@
  *     and LF that end its lines;
  *   - errors come back as a negative return; http1_parser_error_status()
  *     says which status to answer (400, 414, 431, 501).
- * Tutorial: "A request arrives".
+ * Tutorial: "A request arrives"; the checks in "Bad requests are
+ *          answered at the door".
  */
 #include <errno.h>
 #include <limits.h>

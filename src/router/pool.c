@@ -34,7 +34,8 @@
  *     on error and again on the way out;
  *   - pool_wait_count() and pool_wait_at_most() let tests and scripts
  *     wait for joined tunnels to come or go.
- * Tutorial: "Picking a tunnel".
+ * Tutorial: "Picking a tunnel"; the strategies in "Spreading the load
+ *          over tunnels".
  */
 #include <errno.h>
 #include <stdbool.h>
@@ -210,6 +211,7 @@ pool_least_busy_locked(struct pool *p, const struct tunnel *avoid, bool need_roo
  * busy. Returns SIZE_MAX when none is eligible. Every loop is bounded by
  * p->count: a tunnel thread may lower its limit between two looks (never
  * take a slot: that happens only under p->mu). Caller must hold p->mu. */
+/* tutorial: pool-pick */
 static size_t
 pool_choose_locked(struct pool *p, const struct tunnel *avoid, bool need_room,
                    unsigned need)
@@ -230,6 +232,7 @@ pool_choose_locked(struct pool *p, const struct tunnel *avoid, bool need_room,
 			return i;
 	return SIZE_MAX;
 }
+/* tutorial: end */
 
 /* Picks a joined tunnel for one request, never avoid (may be NULL).
  * It picks among the tunnels that can open a stream now, and only when

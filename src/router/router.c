@@ -207,6 +207,7 @@ router_conn_remove(struct ptth_router *r, struct user_conn *c)
 /* A user thread between requests asks whether to wait for another one.
  * Marks c idle so that ptth_router_shutdown() can wake it, and returns
  * false once the router is draining: close instead. */
+/* tutorial: idle-flag */
 bool
 router_conn_idle(struct ptth_router *r, struct user_conn *c, bool idle)
 {
@@ -218,6 +219,7 @@ router_conn_idle(struct ptth_router *r, struct user_conn *c, bool idle)
 	user_conn_set_idle(c, idle);
 	return !atomic_load(&r->draining);
 }
+/* tutorial: end */
 
 /* The current tokens, with a reference the caller drops (tokens_unref),
  * or NULL when the router has no tokens file. */

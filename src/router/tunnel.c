@@ -44,7 +44,8 @@
  * every frame (trace.c).
  * The backend's SETTINGS say whether it takes WebSockets (extended
  * CONNECT); the thread publishes that in t->extended_connect.
- * Tutorial: "The tunnel thread's loop", "A connection that stays open".
+ * Tutorial: "HTTP/2 in ten minutes", "The tunnel thread's loop",
+ *          "A connection that stays open".
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -363,6 +364,7 @@ on_begin_frame_callback(nghttp2_session *session, const nghttp2_frame_hd *hd,
 /* Maps an RST_STREAM or close code to ours. REFUSED_STREAM means the
  * backend never processed the request (RFC 9113 section 8.7): the user
  * thread may send it again on another tunnel. */
+/* tutorial: refused */
 static int
 tunnel_stream_error(uint32_t error_code)
 {
@@ -370,6 +372,7 @@ tunnel_stream_error(uint32_t error_code)
 		return 0;
 	return error_code == NGHTTP2_REFUSED_STREAM ? PTTH_EREFUSED : PTTH_ERESET;
 }
+/* tutorial: end */
 
 /* Implements nghttp2_on_frame_not_send_callback. We use it to tell a
  * request head that is too large for HTTP/2 from a refusal that is the
@@ -399,6 +402,7 @@ on_frame_not_send_callback(nghttp2_session *session, const nghttp2_frame *frame,
 
 /* Implements nghttp2_on_stream_close_callback. We use it to end the
  * exchange (waking its user thread) and give back its stream slot. */
+/* tutorial: stream-close */
 static int
 on_stream_close_callback(nghttp2_session *session, int32_t stream_id,
                          uint32_t error_code, void *user_data)
@@ -416,6 +420,7 @@ on_stream_close_callback(nghttp2_session *session, int32_t stream_id,
 	tunnel_release(tt, ex);
 	return 0;
 }
+/* tutorial: end */
 
 /* Creates the client session with our callbacks and queues the client
  * preface SETTINGS. Returns 0 or PTTH_EPROTO / -ENOMEM. */

@@ -35,7 +35,9 @@
  *     as an extended CONNECT, and after a 2xx this thread relays the
  *     connection's bytes both ways (upgrade_relay.c) until it ends.
  * Tutorial: "A request arrives", "The response goes back",
- *           "A connection that stays open".
+ *          "A connection that stays open"; hardening in "Bad requests are
+ *          answered at the door", "Tunnels come and go"; speed in
+ *          "Between requests, a thread sleeps in one recv()".
  */
 #include <errno.h>
 #include <poll.h>
@@ -460,6 +462,7 @@ user_conn_retry(struct user_conn *c)
 	struct tunnel *old_tunnel = c->req.tunnel;
 	int rc = -ENOMEM;
 
+	/* tutorial: retry */
 	if (c->req.retried)
 		return PTTH_EREFUSED;
 	c->req.retried = true;
@@ -476,6 +479,7 @@ user_conn_retry(struct user_conn *c)
 		snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
 		rc = user_conn_submit(c, ex, old_tunnel); /* anywhere but there */
 	}
+	/* tutorial: end */
 	if (rc < 0) {
 		exchange_unref(ex);
 		c->req.tunnel = old_tunnel;
@@ -1048,6 +1052,7 @@ user_conn_serve(struct user_conn *c)
  * which can destroy the error answer we just wrote (a 413 for a body the
  * user is still sending). So: say we are done writing, then read and drop
  * what still comes for a short while (RFC 9112 section 9.6). */
+/* tutorial: linger */
 static void
 user_conn_linger(struct user_conn *c)
 {
@@ -1064,6 +1069,7 @@ user_conn_linger(struct user_conn *c)
 		drained += (size_t)n;
 	}
 }
+/* tutorial: end */
 
 /* The user connection thread. */
 static void *
