@@ -3,7 +3,7 @@
 
 Usage: scripts/check-claims.py [--root DIR]
 
-Two checks, each problem printed on its own line (scripts/check-tutorial.sh
+Three checks, each problem printed on its own line (scripts/check-tutorial.sh
 runs this and counts them):
 
   1. A function the prose names together with a file is defined in that
@@ -24,6 +24,10 @@ runs this and counts them):
      too. Names that are patterns (NAME, *, <...>) and files of the Go
      original (introduced as "the original's") are not checked; system
      headers are not files of the tree and are skipped too.
+
+  3. Every function a picture's source names (docs/*.dot, docs/*.msc: a
+     lower-case name with an underscore, such as pool_pick) is defined
+     in the code or comes from a library, as for the prose.
 
 Exits 0 when every claim holds, 1 otherwise.
 """
@@ -177,6 +181,36 @@ def check_comment_files(root, files, problems):
                                     f"{m.group(1)}, which is not in the tree")
 
 
+def check_pictures(root, files, problems):
+    defined = set()
+    for f in files:
+        if f.split("/")[0] in ("src", "include", "examples", "tests", "fuzz") and \
+                f.endswith((".c", ".h")):
+            for line in read(root, f).split("\n"):
+                m = re.match(r"([A-Za-z_][A-Za-z0-9_]*)\(", line) or \
+                    re.match(r"#\s*define\s+([A-Za-z_][A-Za-z0-9_]*)\(", line)
+                if m:
+                    defined.add(m.group(1))
+    for f in sorted(files):
+        if not (f.startswith("docs/") and f.endswith((".dot", ".msc"))):
+            continue
+        text = read(root, f)
+        # Only the words drawn: quoted labels and graphviz's HTML labels
+        # (node names and the source's comments are not shown).
+        labels = [(m.start(1), m.group(1)) for m in
+                  re.finditer(r'"((?:[^"\\]|\\.)*)"', text)]
+        labels += [(m.start(1), m.group(1)) for m in
+                   re.finditer(r"label\s*=\s*<(.*?)>\s*[\],]", text, re.S)]
+        for start, label in labels:
+            label = re.sub(r"\\[nlr]|<[^>]*>", " ", label)
+            for m in re.finditer(r"(?<![A-Za-z0-9_])([a-z][a-z0-9]*_[a-z0-9_]+)\b", label):
+                name = m.group(1)
+                if name in defined or name.startswith(EXTERNAL_PREFIXES):
+                    continue
+                line = text.count("\n", 0, start) + 1
+                problems.append(f"{f}:{line}: {name} is defined nowhere in the code")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--root", default=os.path.join(os.path.dirname(__file__), ".."))
@@ -185,6 +219,7 @@ def main():
     problems = []
     check_claims(args.root, files, problems)
     check_comment_files(args.root, files, problems)
+    check_pictures(args.root, files, problems)
     for p in problems:
         print(p)
     return 1 if problems else 0

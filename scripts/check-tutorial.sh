@@ -24,8 +24,8 @@
 #      --check: a changed marked region, a marker no document uses, or
 #      a placeholder no marker fills fails, with a diff);
 #   6. a function named with a file ("`name()` in `src/x.c`") is
-#      defined there, and every file a code comment names exists
-#      (scripts/check-claims.py);
+#      defined there, every file a code comment names exists, and every
+#      function a picture's source names exists (scripts/check-claims.py);
 #   7. every picture in docs/ was drawn from its source as it is now
 #      (scripts/render-pictures.sh --check);
 #   8. README.md's copies of `bin/router --help`, `bin/backend --help`

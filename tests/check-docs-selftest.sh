@@ -192,6 +192,10 @@ case_ "a module card naming a chapter that is not there, across a line break" \
 	'its card names "Spreading the load over the tunnels"' src/pool.c -- \
 	"sed -i 's/over tunnels\"/over the tunnels\"/' src/pool.c"
 
+case_ "a picture naming a function the code does not have" \
+	"inbox_popped is defined nowhere" docs/threads.dot -- \
+	"sed -i 's/inbox_pop()/inbox_popped()/' docs/threads.dot"
+
 case_ "a picture older than its source" "older than docs/threads.dot" \
 	docs/threads.dot -- \
 	"echo '// a change' >> docs/threads.dot"
