@@ -96,6 +96,9 @@ case_()
 # A line of the copy inside the first region marked accept-loop.
 region_file=$(grep -rl --include='*.c' '/\* tutorial: accept-loop \*/' "$tree/src")
 region_file=${region_file#"$tree"/}
+# Where two functions are defined, wherever src/ puts them.
+tunnel_file=$(cd "$tree" && grep -rl --include='*.c' '^tunnel_thread_main(' src)
+pool_file=$(cd "$tree" && grep -rl --include='*.c' '^pool_pick(' src)
 
 expect_pass "the tree as it is" && echo "ok    the tree as it is passes"
 
@@ -177,9 +180,9 @@ case_ "an output older than its script" "is older than scripts/tutorial-outputs/
 rm -r "$tree/scripts/tutorial-outputs/selftest.sh"
 cp "$scratch/TUTORIAL.md" "$tree/TUTORIAL.md"
 
-case_ "a function said to be in the wrong file" "is not defined in src/tunnel.c" \
+case_ "a function said to be in the wrong file" "is not defined in $tunnel_file" \
 	TUTORIAL.md -- \
-	"printf '\nThe loop is \`user_conn_serve()\` in\n\`src/tunnel.c\`.\n' >> TUTORIAL.md"
+	"printf '\nThe loop is \`user_conn_serve()\` in\n\`$tunnel_file\`.\n' >> TUTORIAL.md"
 
 case_ "a function that does not exist" "is defined nowhere in the code" TUTORIAL.md -- \
 	"printf '\nSee \`no_such_function()\`.\n' >> TUTORIAL.md"
@@ -189,8 +192,8 @@ case_ "a comment naming a file outside the tree" "which is not in the tree" \
 	"printf '/* As NOTES-ELSEWHERE.md says. */\n' >> $region_file"
 
 case_ "a module card naming a chapter that is not there, across a line break" \
-	'its card names "Spreading the load over the tunnels"' src/pool.c -- \
-	"sed -i 's/over tunnels\"/over the tunnels\"/' src/pool.c"
+	'its card names "Spreading the load over the tunnels"' "$pool_file" -- \
+	"sed -i 's/over tunnels\"/over the tunnels\"/' $pool_file"
 
 case_ "a picture naming a function the code does not have" \
 	"inbox_popped is defined nowhere" docs/threads.dot -- \
