@@ -1,8 +1,9 @@
 /*
- * test_websocket_upgrade.c -- unit tests for src/websocket_upgrade.c:
- * which requests are WebSocket opening handshakes, which are refused with
- * 400 or 426, the Sec-WebSocket-Accept value, the extended CONNECT built
- * for the tunnel and the 101 built for the user.
+ * test_websocket_upgrade.c -- unit tests for
+ * src/router/websocket_upgrade.c: which requests are WebSocket opening
+ * handshakes, which are refused with 400 or 426, the Sec-WebSocket-Accept
+ * value, the extended CONNECT built for the tunnel and the 101 built for
+ * the user.
  */
 #include <stdarg.h>
 #include <stddef.h>
