@@ -72,10 +72,6 @@ OUTPUT_SCRIPTS = "scripts/tutorial-outputs"
 # paragraph saying what will be shown; remove the entry once
 # scripts/tutorial-outputs/NAME.sh exists.
 KNOWN_PLACEHOLDERS = {
-    "frame-trace": (
-        "the frames of one `GET /foo` on the tunnel as `bin/router --trace` "
-        "prints them; the script that runs it is still to be written"
-    ),
 }
 
 MARK_RE = re.compile(r"^\s*/\* tutorial: ([a-z0-9][a-z0-9-]*) \*/\s*$")

@@ -23,10 +23,12 @@ stop_servers()
 trap stop_servers EXIT
 
 # await_router PATTERN: reads router lines until one matches; prints it.
+# Every line read is also kept in $servers_dir/router.out, in order.
 await_router()
 {
 	local line
 	while IFS= read -r -t 20 -u "$router_out" line; do
+		printf '%s\n' "$line" >>"$servers_dir/router.out"
 		if [[ $line =~ $1 ]]; then
 			printf '%s\n' "$line"
 			return 0
