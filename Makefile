@@ -121,18 +121,21 @@ LIBS = $(NGHTTP2_LIBS) $(HTTP_PARSER_LIBS) $(CRYPTO_LIBS) $(CURL_LIBS) $(LDLIBS)
 # bytes). libwslay-dev ships no .pc file.
 EXAMPLE_LIBS_backend := -lwslay
 
-# Sources, found by globbing: every src/SIDE/*.c is part of the library, every
-# examples/NAME.c becomes bin/NAME, every tests/test_NAME.c becomes the
-# suite build/tests/test_NAME linked with the helpers in tests/support/.
+# Sources, found by globbing: every src/SIDE/*.c is part of the library,
+# every examples/NAME.c becomes bin/NAME (linked with examples/NAME/*.c
+# when that folder exists), every tests/test_NAME.c becomes the suite
+# build/tests/test_NAME linked with the helpers in tests/support/.
 LIB_SIDES := router backend common
 LIB_SRCS := $(sort $(wildcard $(LIB_SIDES:%=src/%/*.c)))
 EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
+EXAMPLE_PART_SRCS := $(sort $(wildcard examples/*/*.c))
 TEST_SRCS := $(sort $(wildcard tests/test_*.c))
 SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(OBJ)/%.o)
 PIC_OBJS := $(LIB_SRCS:%.c=$(PIC)/%.o)
 EXAMPLE_OBJS := $(EXAMPLE_SRCS:%.c=$(OBJ)/%.o)
+EXAMPLE_PART_OBJS := $(EXAMPLE_PART_SRCS:%.c=$(OBJ)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.c=$(OBJ)/%.o)
 SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(OBJ)/%.o)
 
@@ -212,9 +215,14 @@ $(SHARED_LIB): $(PIC_OBJS)
 	$(CC) -shared $(ALL_LDFLAGS) -o $@ $^ $(NGHTTP2_LIBS) \
 		$(HTTP_PARSER_LIBS) $(CRYPTO_LIBS) $(LDLIBS)
 
-$(BIN)/%: $(OBJ)/examples/%.o $(STATIC_LIB)
+# A program's own parts, examples/NAME/*.c, are found by a second expansion
+# of the prerequisites (the pattern's % is replaced before it, hence the
+# function).
+example_parts = $(filter $(OBJ)/examples/$(1)/%,$(EXAMPLE_PART_OBJS))
+.SECONDEXPANSION:
+$(BIN)/%: $(OBJ)/examples/%.o $$(call example_parts,$$*) $(STATIC_LIB)
 	@mkdir -p $(@D)
-	$(CC) $(ALL_LDFLAGS) -o $@ $< $(STATIC_LIB) $(EXAMPLE_LIBS_$*) $(LIBS)
+	$(CC) $(ALL_LDFLAGS) -o $@ $(filter %.o,$^) $(STATIC_LIB) $(EXAMPLE_LIBS_$*) $(LIBS)
 
 $(BUILD)/tests/%: $(OBJ)/tests/%.o $(SUPPORT_OBJS) $(STATIC_LIB)
 	@mkdir -p $(@D)
@@ -442,5 +450,5 @@ FORCE:
 .SECONDARY:
 
 -include $(wildcard $(LIB_OBJS:.o=.d) $(PIC_OBJS:.o=.d) \
-	$(EXAMPLE_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(SUPPORT_OBJS:.o=.d) \
+	$(EXAMPLE_OBJS:.o=.d) $(EXAMPLE_PART_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(SUPPORT_OBJS:.o=.d) \
 	$(FUZZ_DIR)/obj/*/*.d $(OBJ)/fuzz/*.d)
