@@ -6,7 +6,8 @@
 // and prints "listening PORT" on stdout once it accepts connections)
 //
 //   POST /echo          the body back as it arrives (chunked)
-//   POST /count         {"bytes": N, "sha256": "..."} of the body
+//   POST /count         {"bytes", "adler32", "length", "chunked", "expect"}:
+//                       the body's size and checksum, and how it was framed
 //   GET  /headers       {"method", "url", "version", "headers": [[name, value]...]}
 //   GET  /bytes?n=N     N bytes, byte i = 'a' + i % 26, chunked
 //   GET  /hold          "first\n" at once, "second\n" once GET /release came
@@ -24,7 +25,6 @@
 'use strict';
 
 const http = require('http');
-const crypto = require('crypto');
 
 let connections = 0;
 let held = [];
@@ -57,11 +57,24 @@ const routes = {
     req.pipe(res);
   },
   'POST /count': (req, res) => {
-    const hash = crypto.createHash('sha256');
-    let bytes = 0;
-    req.on('data', (d) => { bytes += d.length; hash.update(d); });
+    // Adler-32 of the body (RFC 1950), order-sensitive and cheap.
+    let a = 1, b = 0, bytes = 0;
+    req.on('data', (d) => {
+      bytes += d.length;
+      for (let i = 0; i < d.length; i++) {
+        a += d[i];
+        b += a;
+        if ((i & 2047) === 2047) { a %= 65521; b %= 65521; }
+      }
+      a %= 65521; b %= 65521;
+    });
     req.on('end', () => {
-      const body = JSON.stringify({ bytes, sha256: hash.digest('hex') });
+      const body = JSON.stringify({
+        bytes, adler32: ((b << 16) | a) >>> 0,
+        length: req.headers['content-length'] || null,
+        chunked: req.headers['transfer-encoding'] === 'chunked',
+        expect: req.headers.expect || null,
+      });
       res.writeHead(200, { 'content-type': 'application/json', 'content-length': body.length });
       res.end(body);
     });
