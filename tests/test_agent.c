@@ -1015,6 +1015,29 @@ test_agent_response_streams_before_the_app_ends_it(void **state)
 }
 
 static void
+test_agent_response_head_is_sent_before_any_body_byte(void **state)
+{
+	struct fixture *f = *state;
+	const char *request = "GET /head-first HTTP/1.1\r\nHost: app\r\nConnection: close\r\n\r\n";
+	char buf[4096] = "", url[128];
+	size_t len = 0;
+	long status = 0;
+	int fd;
+
+	agent_start(f, app_start(f), NULL);
+	fd = harness_dial(f->hr.http_port);
+	assert_true(fd >= 0);
+	assert_int_equal(harness_send_all(fd, request, strlen(request)), 0);
+	/* An event stream starts this way: a head, then a wait. */
+	recv_until(fd, buf, sizeof buf, &len, "\r\n\r\n");
+	assert_true(strncmp(buf, "HTTP/1.1 200 OK\r\n", 17) == 0);
+	snprintf(url, sizeof url, "http://127.0.0.1:%d/release", f->app_port);
+	assert_int_equal(http_get(url, &status, NULL, 0, NULL), CURLE_OK);
+	recv_until(fd, buf, sizeof buf, &len, "second\n\r\n0\r\n\r\n");
+	close(fd);
+}
+
+static void
 test_agent_request_fields_reach_the_app_as_the_router_sent_them(void **state)
 {
 	struct fixture *f = *state;
@@ -1331,6 +1354,7 @@ main(void)
 		AGENT_TEST(test_agent_large_upload_streams_in_bounded_memory),
 		AGENT_TEST(test_agent_streamed_download_arrives_byte_for_byte),
 		AGENT_TEST(test_agent_response_streams_before_the_app_ends_it),
+		AGENT_TEST(test_agent_response_head_is_sent_before_any_body_byte),
 		AGENT_TEST(test_agent_request_fields_reach_the_app_as_the_router_sent_them),
 		AGENT_TEST(test_agent_hop_by_hop_response_fields_are_dropped),
 		AGENT_TEST(test_agent_trailers_reach_the_user),

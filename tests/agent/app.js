@@ -11,7 +11,8 @@
 //   GET  /headers       {"method", "url", "version", "headers": [[name, value]...]}
 //   GET  /bytes?n=N     N bytes, byte i = 'a' + i % 26, chunked
 //   GET  /hold          "first\n" at once, "second\n" once GET /release came
-//   GET  /release       lets every /hold finish
+//   GET  /head-first    the head at once, the body "second\n" once GET /release came
+//   GET  /release       lets every /hold and /head-first finish
 //   GET  /barrier?n=N   answers once N requests wait inside /barrier at once
 //   GET  /stall         never answers
 //   GET  /stall-body    a head and "partial", then nothing
@@ -91,6 +92,11 @@ const routes = {
   'GET /hold': (req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.write('first\n');
+    held.push(res);
+  },
+  'GET /head-first': (req, res) => {
+    res.writeHead(200, { 'content-type': 'text/plain' });
+    res.flushHeaders();
     held.push(res);
   },
   'GET /release': (req, res) => {
