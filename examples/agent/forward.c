@@ -246,10 +246,9 @@ fields_add(struct curl_slist **list, const char *name, const char *value)
 }
 
 /* Appends "Name:", which tells libcurl not to send a field it would
- * otherwise add (its own Accept, and Expect: 100-continue before large
- * bodies). The router already
- * answered the user's Expect; waiting for a 100 here would only delay.
- * Returns 0 or -ENOMEM. */
+ * otherwise add: its own Accept, and Expect: 100-continue before large
+ * bodies. The router answered the user's Expect already; waiting for a
+ * 100 here would only delay. Returns 0 or -ENOMEM. */
 static int
 fields_keep_out(struct curl_slist **list, const char *name)
 {
@@ -326,16 +325,11 @@ request_fields(struct transfer *tr, struct curl_slist **list)
  * The response head, line by line from header_callback().
  */
 
-/* Keeps one "name: value" line of the head being read, or appends an
- * obsolete folded line (leading space) to the value before it, as RFC
- * 9112 section 5.2 allows. Returns false when the line is malformed or
- * the head grows over FORWARD_MAX_HEAD. */
+/* Makes room for need more bytes of kept fields. Returns false past
+ * FORWARD_MAX_HEAD or when memory runs out. */
 static bool
-head_keep(struct transfer *tr, const char *line, size_t len)
+head_reserve(struct transfer *tr, size_t need)
 {
-	const char *colon = memchr(line, ':', len);
-	size_t name_len = colon ? (size_t)(colon - line) : 0, need = len + 2;
-
 	if (tr->fields_len + need > FORWARD_MAX_HEAD)
 		return false;
 	if (tr->fields_len + need > tr->fields_cap) {
@@ -346,15 +340,41 @@ head_keep(struct transfer *tr, const char *line, size_t len)
 		tr->fields = bigger;
 		tr->fields_cap = cap;
 	}
+	return true;
+}
+
+/* Appends s (len bytes, blanks around it trimmed) and a NUL. The caller
+ * reserved the room. */
+static void
+head_append_trimmed(struct transfer *tr, const char *s, size_t len)
+{
+	while (len > 0 && (*s == ' ' || *s == '\t'))
+		s++, len--;
+	while (len > 0 && (s[len - 1] == ' ' || s[len - 1] == '\t'))
+		len--;
+	memcpy(tr->fields + tr->fields_len, s, len);
+	tr->fields_len += len;
+	tr->fields[tr->fields_len++] = '\0';
+}
+
+/* Keeps one "name: value" line of the head being read, or appends an
+ * obsolete folded line (leading blank) to the value before it with one
+ * space, as RFC 9112 section 5.2 allows. Returns false when the line is
+ * malformed ("Name : value" included, RFC 9112 section 5.1) or the head
+ * grows over FORWARD_MAX_HEAD. */
+static bool
+head_keep(struct transfer *tr, const char *line, size_t len)
+{
+	const char *colon = memchr(line, ':', len);
+	size_t name_len = colon ? (size_t)(colon - line) : 0;
+
+	if (!head_reserve(tr, len + 2))
+		return false;
 	if (line[0] == ' ' || line[0] == '\t') {
 		if (tr->fields_len == 0)
 			return false;
 		tr->fields[tr->fields_len - 1] = ' '; /* the value's NUL becomes a space */
-		while (len > 0 && (*line == ' ' || *line == '\t'))
-			line++, len--;
-		memcpy(tr->fields + tr->fields_len, line, len);
-		tr->fields_len += len;
-		tr->fields[tr->fields_len++] = '\0';
+		head_append_trimmed(tr, line, len);
 		return true;
 	}
 	if (colon == NULL || name_len == 0)
@@ -362,17 +382,9 @@ head_keep(struct transfer *tr, const char *line, size_t len)
 	memcpy(tr->fields + tr->fields_len, line, name_len);
 	tr->fields[tr->fields_len + name_len] = '\0';
 	if (!is_token(tr->fields + tr->fields_len))
-		return false; /* "Name : value" included: RFC 9112 section 5.1 */
+		return false;
 	tr->fields_len += name_len + 1;
-	line = colon + 1;
-	len -= name_len + 1;
-	while (len > 0 && (*line == ' ' || *line == '\t'))
-		line++, len--;
-	while (len > 0 && (line[len - 1] == ' ' || line[len - 1] == '\t'))
-		len--;
-	memcpy(tr->fields + tr->fields_len, line, len);
-	tr->fields_len += len;
-	tr->fields[tr->fields_len++] = '\0';
+	head_append_trimmed(tr, colon + 1, len - name_len - 1);
 	return true;
 }
 
