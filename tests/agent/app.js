@@ -12,12 +12,13 @@
 //   GET  /bytes?n=N     N bytes, byte i = 'a' + i % 26, chunked
 //   GET  /hold          "first\n" at once, "second\n" once GET /release came
 //   GET  /head-first    the head at once, the body "second\n" once GET /release came
-//   GET  /release       lets every /hold and /head-first finish
+//   GET  /release       lets every /hold and /head-first finish, cuts /cut
 //   GET  /barrier?n=N   answers once N requests wait inside /barrier at once
 //   GET  /stall         never answers
 //   GET  /stall-body    a head and "partial", then nothing
-//   GET  /cut           Content-Length: 1000, 100 bytes, then the socket closes
-//   GET  /cut-chunked   two chunks, then the socket closes
+//   GET  /cut           Content-Length: 1000, 100 bytes, then the socket
+//                       closes once GET /release came
+//   GET  /cut-chunked   two chunks, then the same
 //   GET  /trailers      a chunked body, then the trailer X-Checksum: 12345
 //   GET  /early-hints   103 Early Hints, then 200 "hinted"
 //   GET  /hop           Connection: X-Private, X-Private and Keep-Alive set
@@ -101,7 +102,10 @@ const routes = {
   },
   'GET /release': (req, res) => {
     const n = held.length;
-    for (const r of held) r.end('second\n');
+    for (const r of held) {
+      if (r.cut) r.socket.destroy();
+      else r.end('second\n');
+    }
     held = [];
     res.end(`released ${n}\n`);
   },
@@ -119,12 +123,16 @@ const routes = {
   },
   'GET /cut': (req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain', 'content-length': 1000 });
-    res.write(pattern(0, 100), () => req.socket.destroy());
+    res.write(pattern(0, 100));
+    held.push(res);
+    res.cut = true;
   },
   'GET /cut-chunked': (req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.write('one\n');
-    res.write('two\n', () => req.socket.destroy());
+    res.write('two\n');
+    held.push(res);
+    res.cut = true;
   },
   'GET /trailers': (req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain', trailer: 'X-Checksum' });
