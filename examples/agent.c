@@ -10,9 +10,9 @@
  *          library's threads and each request on a "ptth-handler" thread,
  *          which runs the whole HTTP/1.1 exchange with the local server.
  * Locks:   none here; the forwarder's pool has its own.
- * Interface: bin/agent --to HOST:PORT [--router HOST:PORT] [--tunnels N]
- *          [--timeout-ms MS] [--max-idle N] [--backoff-max-ms MS]
- *          [--trace] [--quiet]
+ * Interface: bin/agent --to HOST:PORT [--router HOST:PORT] [--service NAME
+ *          --token-file FILE] [--tunnels N] [--timeout-ms MS] [--max-idle N]
+ *          [--backoff-max-ms MS] [--trace] [--quiet]
  * Tutorial: "Putting an existing app behind the router".
  */
 #include <errno.h>
@@ -37,6 +37,10 @@ usage(FILE *out)
 	        "forwarding it over HTTP/1.1 to the server at --to, and its answer back.\n"
 	        "  --to HOST:PORT       the HTTP/1.1 server to expose (required)\n"
 	        "  --router HOST:PORT   the router's tunnel address (default localhost:8887)\n"
+	        "  --service NAME       introduce each tunnel with the PTTH handshake, serving\n"
+	        "                       the service NAME (a DNS-style name; default: raw tunnels)\n"
+	        "  --token-file FILE    send the bearer token on FILE's first line in the\n"
+	        "                       handshake (never on the command line, where ps shows it)\n"
 	        "  --tunnels N          tunnel connections held at once (default 1)\n"
 	        "  --timeout-ms MS      time to connect to --to (else 502), and its longest\n"
 	        "                       silence (else 504, or a cut body) (default 30000)\n"
@@ -62,14 +66,44 @@ parse_number(const char *flag, const char *value)
 	return (int)n;
 }
 
+/* Reads the token from the first line of path (blanks around it
+ * dropped), or exits with status 2. The result lives as long as the
+ * program. */
+static const char *
+read_token_file(const char *path)
+{
+	static char token[1024];
+	FILE *f = fopen(path, "re");
+	char *start = token, *end;
+
+	if (f == NULL || fgets(token, sizeof token, f) == NULL) {
+		fprintf(stderr, "agent: --token-file %s: %s\n", path,
+		        f == NULL ? strerror(errno) : "empty");
+		exit(2);
+	}
+	fclose(f);
+	start += strspn(start, " \t");
+	end = start + strlen(start);
+	while (end > start && strchr(" \t\r\n", end[-1]) != NULL)
+		*--end = '\0';
+	if (*start == '\0') {
+		fprintf(stderr, "agent: --token-file %s: no token on its first line\n", path);
+		exit(2);
+	}
+	return start;
+}
+
 static void
 parse_flags(int argc, char **argv, struct ptth_backend_options *opts,
             struct forward_options *fopts)
 {
-	enum { TO = 1, ROUTER, TUNNELS, TIMEOUT, MAX_IDLE, BACKOFF_MAX, TRACE, QUIET, HELP };
+	enum { TO = 1, ROUTER, SERVICE, TOKEN_FILE, TUNNELS, TIMEOUT, MAX_IDLE, BACKOFF_MAX,
+	       TRACE, QUIET, HELP };
 	static const struct option longopts[] = {
 		{ "to", required_argument, NULL, TO },
 		{ "router", required_argument, NULL, ROUTER },
+		{ "service", required_argument, NULL, SERVICE },
+		{ "token-file", required_argument, NULL, TOKEN_FILE },
 		{ "tunnels", required_argument, NULL, TUNNELS },
 		{ "timeout-ms", required_argument, NULL, TIMEOUT },
 		{ "max-idle", required_argument, NULL, MAX_IDLE },
@@ -87,6 +121,8 @@ parse_flags(int argc, char **argv, struct ptth_backend_options *opts,
 		switch (ch) {
 		case TO: fopts->to = optarg; break;
 		case ROUTER: opts->router_addr = optarg; break;
+		case SERVICE: opts->service = optarg; break;
+		case TOKEN_FILE: opts->token = read_token_file(optarg); break;
 		case TUNNELS: opts->tunnels = parse_number(flag, optarg); break;
 		case TIMEOUT: fopts->timeout_ms = parse_number(flag, optarg); break;
 		case MAX_IDLE: fopts->max_idle = parse_number(flag, optarg); break;
@@ -188,6 +224,12 @@ main(int argc, char **argv)
 	opts.handler = forward_serve;
 	opts.handler_arg = fwd;
 	b = ptth_backend_new(&opts);
+	if (b == NULL && (opts.service != NULL || opts.token != NULL)) {
+		fprintf(stderr, "agent: --service must be a DNS-style name (a-z, 0-9, '-', '.')"
+		        " and the token a bearer token (letters, digits, -._~+/ then =)\n");
+		status = 2;
+		goto out_backend;
+	}
 	fprintf(stderr, "Dialing the router at %s for http://%s\n", opts.router_addr, fopts.to);
 	rc = b ? ptth_backend_start(b) : -ENOMEM;
 	if (rc < 0) {

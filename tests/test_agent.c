@@ -328,10 +328,9 @@ fixture_teardown(void **state)
 }
 
 /* Starts bin/agent dialled to the router, forwarding to 127.0.0.1:port,
- * with extra flags (NULL-terminated, may be NULL), and waits for its
- * tunnel. */
+ * with extra flags (NULL-terminated, may be NULL). */
 static void
-agent_start(struct fixture *f, int port, const char *const extra[])
+agent_spawn(struct fixture *f, int port, const char *const extra[])
 {
 	const char *dir = getenv("PTTH_BIN_DIR");
 	char path[PATH_MAX], router[64], to[64];
@@ -346,6 +345,13 @@ agent_start(struct fixture *f, int port, const char *const extra[])
 	argv[argc] = NULL;
 	assert_true(access(path, X_OK) == 0);
 	f->agent = child_start(f, path, argv, environ, -1, false);
+}
+
+/* The same, and waits for its (raw) tunnel. */
+static void
+agent_start(struct fixture *f, int port, const char *const extra[])
+{
+	agent_spawn(f, port, extra);
 	if (ptth_router_wait_tunnels(f->hr.router, 1, HARNESS_TIMEOUT_MS) < 0) {
 		child_report(f->agent);
 		fail_msg("bin/agent never opened a tunnel");
@@ -1303,6 +1309,56 @@ test_agent_local_server_stalling_mid_body_cuts_the_body(void **state)
 }
 
 /* ---------------------------------------------------------------------
+ * Tunnels: the PTTH handshake with a token; WebSockets are refused.
+ */
+
+static void
+test_agent_behind_the_handshake_serves_its_service_with_a_token(void **state)
+{
+	struct fixture *f = *state;
+	struct ptth_router_options opts;
+	char tokens[PATH_MAX], token[PATH_MAX], buf[8192];
+	const char *extra[] = { "--service", "web", "--token-file", token, NULL };
+
+	/* A router that takes handshakes with a known token only. */
+	harness_router_free(&f->hr);
+	snprintf(tokens, sizeof tokens, "%s/tokens", f->dir);
+	snprintf(token, sizeof token, "%s/web.tok", f->dir);
+	write_file(tokens, "web-token web\n", 14);
+	write_file(token, "web-token\n", 10);
+	ptth_router_options_init(&opts);
+	opts.tunnel_tokens_file = tokens;
+	assert_int_equal(harness_router_start_opts(&f->hr, &opts), 0);
+	agent_spawn(f, app_start(f), extra);
+	if (ptth_router_wait_service_tunnels(f->hr.router, "web", 1, HARNESS_TIMEOUT_MS) < 0) {
+		child_report(f->agent);
+		fail_msg("bin/agent never joined service web");
+	}
+	raw_exchange(f, "GET /headers HTTP/1.1\r\nHost: web\r\nConnection: close\r\n\r\n",
+	             buf, sizeof buf);
+	assert_non_null(strstr(buf, "HTTP/1.1 200 OK\r\n"));
+	assert_non_null(strstr(buf, "[\"Host\",\"web\"]"));
+	raw_exchange(f, "GET /headers HTTP/1.1\r\nHost: other\r\nConnection: close\r\n\r\n",
+	             buf, sizeof buf);
+	assert_non_null(strstr(buf, "HTTP/1.1 503 ")); /* the default pool is empty */
+}
+
+static void
+test_agent_answers_a_websocket_with_501(void **state)
+{
+	struct fixture *f = *state;
+	char buf[4096];
+
+	agent_start(f, app_start(f), NULL);
+	raw_exchange(f, "GET /chat HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\n"
+	             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	             "Sec-WebSocket-Version: 13\r\n\r\n", buf, sizeof buf);
+	assert_non_null(strstr(buf, "HTTP/1.1 501 "));
+	assert_non_null(strstr(buf, "the agent does not forward WebSockets yet"));
+	assert_int_equal(agent_log_count(f, "WebSockets"), 1);
+}
+
+/* ---------------------------------------------------------------------
  * Concurrency and life cycle.
  */
 
@@ -1427,6 +1483,8 @@ main(void)
 		AGENT_TEST(test_agent_stalled_local_server_gives_504_logged_once),
 		AGENT_TEST(test_agent_local_server_closing_mid_body_cuts_the_body),
 		AGENT_TEST(test_agent_local_server_stalling_mid_body_cuts_the_body),
+		AGENT_TEST(test_agent_behind_the_handshake_serves_its_service_with_a_token),
+		AGENT_TEST(test_agent_answers_a_websocket_with_501),
 		AGENT_TEST(test_agent_100_concurrent_requests_share_one_tunnel),
 		AGENT_TEST(test_agent_sigterm_lets_a_request_in_flight_finish),
 		AGENT_TEST(test_agent_bad_flags_exit_2),

@@ -804,7 +804,9 @@ transfer_check(struct transfer *tr, char **target, const char **why)
 	if (!is_token(method))
 		return 400;
 	if (strcmp(method, "CONNECT") == 0) {
-		*why = "CONNECT is not supported";
+		*why = ptth_request_protocol(tr->req) != NULL
+		       ? "the agent does not forward WebSockets yet"
+		       : "CONNECT is not supported";
 		return 501;
 	}
 	if (asprintf(target, "%s%s%s", path, query[0] ? "?" : "", query) < 0) {
