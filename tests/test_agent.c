@@ -282,7 +282,7 @@ fixture_setup(void **state)
 		return -1;
 	snprintf(f->dir, sizeof f->dir, "%s/ptth-agent.XXXXXX",
 	         getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
-	/* nginx's workers run as nobody: they must be able to read the tree. */
+	/* Readable by all, for nginx's workers when they are not root. */
 	if (mkdtemp(f->dir) == NULL || chmod(f->dir, 0755) < 0 ||
 	    harness_router_start(&f->hr) < 0) {
 		free(f);
@@ -415,8 +415,10 @@ nginx_start(struct fixture *f)
 
 	program_find("nginx", "nginx", nginx, sizeof nginx);
 	snprintf(conf, sizeof conf, "%s/nginx.conf", f->dir);
+	/* As root, nginx's workers would run as nobody, who may not reach a
+	 * TMPDIR under /root: keep them root. */
 	snprintf(text, sizeof text,
-	         "daemon off;\nworker_processes 1;\npid %s/nginx.pid;\nerror_log stderr;\n"
+	         "%sdaemon off;\nworker_processes 1;\npid %s/nginx.pid;\nerror_log stderr;\n"
 	         "events { worker_connections 512; }\n"
 	         "http {\n  access_log off;\n  types { text/plain txt; text/html html; }\n"
 	         "  client_body_temp_path %s/tmp;\n  proxy_temp_path %s/tmp;\n"
@@ -426,7 +428,8 @@ nginx_start(struct fixture *f)
 	         "    gzip on;\n    gzip_min_length 1;\n    gzip_types text/plain;\n"
 	         "    add_header X-Connection $connection;\n"
 	         "    location = /empty { return 204; }\n  }\n}\n",
-	         f->dir, f->dir, f->dir, f->dir, f->dir, f->dir, port, f->dir);
+	         geteuid() == 0 ? "user root root;\n" : "", f->dir, f->dir, f->dir, f->dir,
+	         f->dir, f->dir, port, f->dir);
 	write_file(conf, text, strlen(text));
 	child_start(f, nginx, argv, envp, fd, false);
 	close(fd); /* nginx holds it now; connections wait in its backlog */
