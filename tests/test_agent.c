@@ -1,9 +1,10 @@
 /*
  * test_agent.c -- bin/agent in front of web servers ptth did not write:
  * python3 -m http.server (a file tree, HEAD, Range, 304), nginx (static
- * files, a large file, return 204, gzip) and a small Node.js app
+ * files, a large file, return 204, gzip), a small Node.js app
  * (tests/agent/app.js: request bodies, streamed, stalled and broken
- * responses, trailers, 103, hop-by-hop fields).
+ * responses, trailers, 103, hop-by-hop fields) and a python3-websockets
+ * echo server (tests/agent/ws_echo.py).
  *
  * Each test starts what it needs: a router in this process (harness),
  * the local server, and bin/agent from PTTH_BIN_DIR dialled to the
@@ -53,7 +54,7 @@
 extern char **environ;
 
 #define MIB (1024 * 1024)
-#define MAX_CHILDREN 4
+#define MAX_CHILDREN 8
 #define START_TIMEOUT_MS 20000     /* a child printing its port */
 #define TERM_TIMEOUT_MS 5000       /* SIGTERM to SIGKILL */
 #define KEEP_BODY 65536            /* body bytes a fetch keeps for checks */
@@ -1312,7 +1313,9 @@ test_agent_local_server_stalling_mid_body_cuts_the_body(void **state)
 }
 
 /* ---------------------------------------------------------------------
- * Tunnels: the PTTH handshake with a token; WebSockets are refused.
+ * Tunnels: the PTTH handshake with a token. WebSockets, with
+ * python3-websockets on both ends (tests/agent/ws_echo.py as the app,
+ * tests/websocket/ws_client.py as the user).
  */
 
 static void
@@ -1346,19 +1349,101 @@ test_agent_behind_the_handshake_serves_its_service_with_a_token(void **state)
 	assert_non_null(strstr(buf, "HTTP/1.1 503 ")); /* the default pool is empty */
 }
 
+/* Starts tests/agent/ws_echo.py (python3-websockets); returns its port. */
+static int
+ws_echo_start(struct fixture *f)
+{
+	char *argv[] = { "/usr/bin/python3", "tests/agent/ws_echo.py", NULL };
+
+	return child_read_port(child_start(f, argv[0], argv, environ, -1, true), "listening ");
+}
+
+/* Runs tests/websocket/ws_client.py MODE ws://router/PATH [ARG] (python3-
+ * websockets as the user) and asserts it printed "OK". */
 static void
-test_agent_answers_a_websocket_with_501(void **state)
+ws_client_run(struct fixture *f, const char *mode, const char *path, const char *arg)
+{
+	char url[256];
+	char *argv[] = { "/usr/bin/python3", "tests/websocket/ws_client.py", (char *)mode, url,
+	                 (char *)arg, NULL };
+	struct child *c;
+	int status = 0;
+
+	snprintf(url, sizeof url, "ws://127.0.0.1:%d%s", f->hr.http_port, path);
+	c = child_start(f, argv[0], argv, environ, -1, true);
+	while (c->out_len < sizeof c->out - 1) {
+		ssize_t n = read(c->out_fd, c->out + c->out_len, sizeof c->out - 1 - c->out_len);
+		if (n <= 0)
+			break;
+		c->out_len += (size_t)n;
+	}
+	c->out[c->out_len] = '\0';
+	assert_true(child_wait(c, 4 * HARNESS_TIMEOUT_MS, &status));
+	if (!WIFEXITED(status) || WEXITSTATUS(status) != 0 || strncmp(c->out, "OK", 2) != 0) {
+		child_report(c);
+		child_report(f->agent);
+		fail_msg("ws_client.py %s %s: status 0x%x: %s", mode, url, (unsigned)status, c->out);
+	}
+	print_message("ws_client.py %s: %s", mode, c->out);
+}
+
+static void
+test_agent_websocket_echoes_through_the_upgrade(void **state)
+{
+	struct fixture *f = *state;
+
+	agent_start(f, ws_echo_start(f), NULL);
+	ws_client_run(f, "echo", "/chat", NULL);
+	ws_client_run(f, "big", "/chat", "4194304");
+	ws_client_run(f, "close", "/chat", NULL);
+}
+
+static void
+test_agent_websocket_streams_in_bounded_memory(void **state)
+{
+	struct fixture *f = *state;
+	static const char *const quiet[] = { "--quiet", NULL };
+	char bytes[32];
+	long hwm;
+
+	snprintf(bytes, sizeof bytes, "%llu", (harness_sanitized() ? 16ull : 128ull) * MIB);
+	agent_start(f, ws_echo_start(f), quiet);
+	ws_client_run(f, "stream", "/chat", bytes);
+	hwm = process_hwm_kib(f->agent->pid);
+	print_message("%s bytes each way: agent VmHWM %ld KiB\n", bytes, hwm);
+	assert_true(hwm > 0);
+	assert_true(harness_sanitized() || hwm < RSS_LIMIT_KIB);
+}
+
+static void
+test_agent_refused_websocket_is_answered_with_its_status(void **state)
 {
 	struct fixture *f = *state;
 	char buf[4096];
 
-	agent_start(f, app_start(f), NULL);
+	agent_start(f, ws_echo_start(f), NULL);
+	raw_exchange(f, "GET /forbidden HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\n"
+	             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
+	             "Sec-WebSocket-Version: 13\r\n\r\n", buf, sizeof buf);
+	assert_non_null(strstr(buf, "HTTP/1.1 403 "));
+	assert_non_null(strstr(buf, "answered the upgrade with 403"));
+	assert_int_equal(agent_log_count(f, "answered the upgrade with 403"), 1);
+}
+
+static void
+test_agent_websocket_to_a_server_that_is_down_gives_502(void **state)
+{
+	struct fixture *f = *state;
+	char buf[4096];
+	int port, fd = listen_any(&port);
+
+	close(fd);
+	agent_start(f, port, NULL);
 	raw_exchange(f, "GET /chat HTTP/1.1\r\nHost: app\r\nUpgrade: websocket\r\n"
 	             "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
 	             "Sec-WebSocket-Version: 13\r\n\r\n", buf, sizeof buf);
-	assert_non_null(strstr(buf, "HTTP/1.1 501 "));
-	assert_non_null(strstr(buf, "the agent does not forward WebSockets yet"));
-	assert_int_equal(agent_log_count(f, "WebSockets"), 1);
+	assert_non_null(strstr(buf, "HTTP/1.1 502 "));
+	assert_non_null(strstr(buf, "cannot be reached: Connection refused"));
 }
 
 /* ---------------------------------------------------------------------
@@ -1487,7 +1572,10 @@ main(void)
 		AGENT_TEST(test_agent_local_server_closing_mid_body_cuts_the_body),
 		AGENT_TEST(test_agent_local_server_stalling_mid_body_cuts_the_body),
 		AGENT_TEST(test_agent_behind_the_handshake_serves_its_service_with_a_token),
-		AGENT_TEST(test_agent_answers_a_websocket_with_501),
+		AGENT_TEST(test_agent_websocket_echoes_through_the_upgrade),
+		AGENT_TEST(test_agent_websocket_streams_in_bounded_memory),
+		AGENT_TEST(test_agent_refused_websocket_is_answered_with_its_status),
+		AGENT_TEST(test_agent_websocket_to_a_server_that_is_down_gives_502),
 		AGENT_TEST(test_agent_100_concurrent_requests_share_one_tunnel),
 		AGENT_TEST(test_agent_sigterm_lets_a_request_in_flight_finish),
 		AGENT_TEST(test_agent_bad_flags_exit_2),

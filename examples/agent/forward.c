@@ -219,6 +219,18 @@ is_hop_by_hop(const char *name, const char *connection)
 	return connection != NULL && list_has_token(connection, name);
 }
 
+bool
+forward_field_ok(const char *name, const char *value)
+{
+	return is_token(name) && !has_control(value);
+}
+
+bool
+forward_is_hop_by_hop(const char *name, const char *connection)
+{
+	return is_hop_by_hop(name, connection);
+}
+
 /* Appends "Name: value" to *list, the name in its usual spelling
  * ("x-forwarded-for" becomes "X-Forwarded-For"); an empty value is
  * written "Name;", libcurl's way of sending a field with no value.
@@ -804,9 +816,7 @@ transfer_check(struct transfer *tr, char **target, const char **why)
 	if (!is_token(method))
 		return 400;
 	if (strcmp(method, "CONNECT") == 0) {
-		*why = ptth_request_protocol(tr->req) != NULL
-		       ? "the agent does not forward WebSockets yet"
-		       : "CONNECT is not supported";
+		*why = "CONNECT is not supported";
 		return 501;
 	}
 	if (asprintf(target, "%s%s%s", path, query[0] ? "?" : "", query) < 0) {
@@ -883,6 +893,12 @@ forward_serve(struct ptth_request *req, struct ptth_response *res, void *arg)
 	tr->fwd = arg;
 	tr->req = req;
 	tr->res = res;
+	if (ptth_request_protocol(req) != NULL &&
+	    strcasecmp(ptth_request_protocol(req), "websocket") == 0) {
+		upgrade_serve(req, res, tr->fwd->to, tr->fwd->opts.timeout_ms);
+		free(tr);
+		return;
+	}
 	status = transfer_check(tr, &target, &why);
 	if (status == 0 && request_fields(tr, &fields) < 0)
 		status = 400;
