@@ -8,7 +8,8 @@
  * Threads: main() waits for SIGINT/SIGTERM (or SIGUSR1 from the waiter
  *          thread when the backend ended by itself); tunnels run on the
  *          library's threads and each request on a "ptth-handler" thread,
- *          which runs the whole HTTP/1.1 exchange with the local server.
+ *          which runs the whole HTTP/1.1 exchange with the local server;
+ *          each WebSocket adds a "ptth-ws-relay" thread (agent/upgrade.c).
  * Locks:   none here; the forwarder's pool has its own.
  * Interface: bin/agent --to HOST:PORT [--router HOST:PORT] [--service NAME
  *          --token-file FILE] [--tunnels N] [--timeout-ms MS] [--max-idle N]

@@ -25,7 +25,8 @@
  *     through untouched;
  *   - failures: 502 before the head (refused, unreachable, closed), 504
  *     when the local server is silent for timeout_ms, a reset stream (a
- *     cut body) after the head. Each is logged once.
+ *     cut body) after the head. Each is logged once;
+ *   - a WebSocket (extended CONNECT) goes to upgrade_serve() instead.
  * Tutorial: "Putting an existing app behind the router".
  */
 #include <errno.h>
