@@ -28,8 +28,8 @@
 #      function a picture's source names exists (scripts/check-claims.py);
 #   7. every picture in docs/ was drawn from its source as it is now
 #      (scripts/render-pictures.sh --check);
-#   8. README.md's copies of `bin/router --help`, `bin/backend --help`
-#      and `bin/user --help` are what the programs print. The programs
+#   8. README.md's copies of `bin/router --help`, `bin/backend --help`,
+#      `bin/agent --help` and `bin/user --help` are what the programs print. The programs
 #      are taken from $PTTH_BIN_DIR (make test sets it), else bin/;
 #      when neither is built this check is skipped with a note.
 # Exits 0 when everything matches, 1 otherwise.
@@ -184,8 +184,8 @@ run_check render-pictures bash scripts/render-pictures.sh --check
 # --- 8. README's copies of --help --------------------------------------
 
 bindir=${PTTH_BIN_DIR:-bin}
-if [[ -x $bindir/router && -x $bindir/backend && -x $bindir/user ]]; then
-	for prog in router backend user; do
+if [[ -x $bindir/router && -x $bindir/backend && -x $bindir/agent && -x $bindir/user ]]; then
+	for prog in router backend agent user; do
 		# The block after the line "`bin/PROG`:" in README.md.
 		copy=$(awk -v want="\`bin/$prog\`:" '
 			$0 == want { found = 1; next }
@@ -201,7 +201,7 @@ if [[ -x $bindir/router && -x $bindir/backend && -x $bindir/user ]]; then
 		done < <(diff <(printf '%s\n' "$copy") <(printf '%s\n' "$real"))
 	done
 elif [[ -n ${PTTH_BIN_DIR:-} ]]; then
-	problem "$bindir: router, backend and user are not all built"
+	problem "$bindir: router, backend, agent and user are not all built"
 else
 	echo "check-tutorial: README's --help copies not compared: run make first"
 fi
