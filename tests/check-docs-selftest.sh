@@ -30,10 +30,10 @@ else
 		tests fuzz bench "$tree"/
 fi
 
-# Stand-ins for bin/router, bin/backend and bin/user: each prints the
+# Stand-ins for bin/router, bin/backend, bin/agent and bin/user: each prints the
 # copy of its --help that README.md holds now.
 mkdir -p "$fake_bin"
-for prog in router backend user; do
+for prog in router backend agent user; do
 	awk -v want="\`bin/$prog\`:" '
 		$0 == want { found = 1; next }
 		found && !inside && /^```/ { inside = 1; next }
