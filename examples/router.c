@@ -3,14 +3,15 @@
  * examples/router.go: tunnels on :8887, HTTP on :8888.
  *
  * Owns:    one struct ptth_router.
- * Threads: main() blocks in sigwait() until SIGINT or SIGTERM (SIGHUP
- *          re-reads --tunnel-tokens and waits again); the library's
- *          threads do the work.
+ * Threads: main() blocks in sigwait() until SIGINT or SIGTERM; SIGHUP
+ *          re-reads --tunnel-tokens, reopens the access log, and it waits
+ *          again. The library's threads do the work.
  * Locks:   none.
- * Interface: bin/router [--http ADDR] [--tunnels ADDR] [limits...]
- *          [--tunnel-tokens FILE] [--trace] [--quiet] [--help]; --help
- *          lists every flag with its default.
- *          Prints the two "Listening" lines with the addresses bound.
+ * Interface: bin/router [--http ADDR] [--tunnels ADDR] [--admin ADDR]
+ *          [--access-log FILE] [limits...] [--tunnel-tokens FILE] [--trace]
+ *          [--quiet] [--help]; --help lists every flag with its default.
+ *          Prints the two "Listening" lines with the addresses bound, and
+ *          a "Serving metrics" line with --admin.
  *          Exit status: 0 after SIGINT/SIGTERM and the drain; 2 for a bad
  *          command line or an address it cannot listen on; 1 otherwise.
  * Tutorial: "Running the demo".
@@ -18,6 +19,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -56,6 +58,10 @@ usage(FILE *out)
 	        "  --drain-timeout-ms MS    on SIGINT/SIGTERM, let requests finish this long\n"
 	        "                           (default 10000)\n"
 	        "  --balance STRATEGY       random (default), round-robin or least-busy\n"
+	        "  --admin ADDR             serve GET /metrics, /tunnels and /healthz on ADDR\n"
+	        "                           (default: off; meant for loopback or a private network)\n"
+	        "  --access-log FILE        one line per request to FILE, or \"-\" for stdout\n"
+	        "                           (default: off); SIGHUP reopens FILE (log rotation)\n"
 	        "  --trace                  print every HTTP/2 frame of every tunnel on stderr\n"
 	        "  --tunnel-tokens FILE     tunnels must show a token: \"TOKEN SERVICE[,SERVICE...]\"\n"
 	        "                           per line, \"*\" for any service, # comments; re-read\n"
@@ -130,7 +136,8 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 	       HEADER_TIMEOUT, IDLE_TIMEOUT, BODY_TIMEOUT, SEND_TIMEOUT, BACKEND_TIMEOUT,
 	       WEBSOCKET_IDLE_TIMEOUT,
 	       MAX_CONNS, QUEUE_SIZE, NO_FORWARDED, PING_INTERVAL, PING_TIMEOUT, DRAIN_TIMEOUT,
-	       BALANCE, TUNNEL_TOKENS, ALLOW_RAW, RAW_WAIT, TRACE, QUIET, HELP };
+	       BALANCE, ADMIN, ACCESS_LOG, TUNNEL_TOKENS, ALLOW_RAW, RAW_WAIT, TRACE, QUIET,
+	       HELP };
 	static const struct option longopts[] = {
 		{ "http", required_argument, NULL, HTTP },
 		{ "tunnels", required_argument, NULL, TUNNELS },
@@ -151,6 +158,8 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 		{ "ping-timeout-ms", required_argument, NULL, PING_TIMEOUT },
 		{ "drain-timeout-ms", required_argument, NULL, DRAIN_TIMEOUT },
 		{ "balance", required_argument, NULL, BALANCE },
+		{ "admin", required_argument, NULL, ADMIN },
+		{ "access-log", required_argument, NULL, ACCESS_LOG },
 		{ "trace", no_argument, NULL, TRACE },
 		{ "tunnel-tokens", required_argument, NULL, TUNNEL_TOKENS },
 		{ "allow-raw-tunnels", no_argument, NULL, ALLOW_RAW },
@@ -187,6 +196,8 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 		case PING_TIMEOUT: opts->ping_timeout_ms = parse_int(flag, optarg); break;
 		case DRAIN_TIMEOUT: opts->drain_timeout_ms = parse_int(flag, optarg); break;
 		case BALANCE: opts->balance = parse_balance(optarg); break;
+		case ADMIN: opts->admin_addr = optarg; break;
+		case ACCESS_LOG: opts->access_log = optarg; break;
 		case TRACE: opts->trace = stderr; break;
 		case TUNNEL_TOKENS: opts->tunnel_tokens_file = optarg; break;
 		case ALLOW_RAW: opts->allow_raw_tunnels = 1; break;
@@ -206,19 +217,33 @@ parse_flags(int argc, char **argv, struct ptth_router_options *opts)
 
 /* Waits here for SIGINT or SIGTERM, blocked in every thread (the
  * library's threads inherit the mask). SIGHUP re-reads the tokens file
- * (the library logs the outcome) and waits on. */
+ * (the library logs the outcome), reopens the access log (after
+ * logrotate renamed it), and waits on. */
 static void
 wait_for_signal(struct ptth_router *r, sigset_t *set)
 {
-	int sig;
+	int sig, rc;
 
 	for (;;) {
 		while (sigwait(set, &sig) != 0)
 			;
 		if (sig != SIGHUP)
 			break;
-		if (ptth_router_reload_tokens(r) == PTTH_ESTATE)
-			fprintf(stderr, "router: SIGHUP: no --tunnel-tokens file to re-read\n");
+		bool tokens_or_log = false;
+		rc = ptth_router_reload_tokens(r);
+		if (rc != PTTH_ESTATE)
+			tokens_or_log = true;
+		rc = ptth_router_reopen_access_log(r);
+		if (rc != PTTH_ESTATE)
+			tokens_or_log = true;
+		if (rc < 0 && rc != PTTH_ESTATE)
+			fprintf(stderr, "router: SIGHUP: cannot reopen the access log: %s\n",
+			        ptth_strerror(rc));
+		else if (rc == 0)
+			fprintf(stderr, "router: SIGHUP: access log reopened\n");
+		if (!tokens_or_log)
+			fprintf(stderr, "router: SIGHUP: no --tunnel-tokens file to re-read, "
+			        "no access log to reopen\n");
 	}
 	fprintf(stderr, "router: %s, draining\n", strsignal(sig));
 }
@@ -245,8 +270,8 @@ main(int argc, char **argv)
 	struct ptth_router_options opts;
 	struct ptth_router *r;
 	sigset_t set;
-	char http_where[300], tunnel_where[300];
-	int rc, http_port, tunnel_port;
+	char http_where[300], tunnel_where[300], admin_where[300];
+	int rc, http_port, tunnel_port, admin_port;
 
 	ptth_router_options_init(&opts);
 	parse_flags(argc, argv, &opts);
@@ -270,8 +295,11 @@ main(int argc, char **argv)
 	}
 	rc = ptth_router_start(r);
 	if (rc < 0) {
-		fprintf(stderr, "router: cannot listen on %s / %s: %s\n", opts.tunnel_addr,
-		        opts.http_addr, ptth_strerror(rc));
+		fprintf(stderr, "router: cannot listen on %s / %s%s%s%s%s: %s\n", opts.tunnel_addr,
+		        opts.http_addr, opts.admin_addr ? " / " : "",
+		        opts.admin_addr ? opts.admin_addr : "",
+		        opts.access_log ? ", or cannot open " : "",
+		        opts.access_log ? opts.access_log : "", ptth_strerror(rc));
 		ptth_router_free(r);
 		return 2;
 	}
@@ -280,6 +308,11 @@ main(int argc, char **argv)
 	listen_addr_format(opts.http_addr, http_port, http_where, sizeof http_where);
 	printf("Listening for reverse tunnels on tcp://%s\n", tunnel_where);
 	printf("Listening for HTTP traffic on http://%s\n", http_where);
+	admin_port = ptth_router_admin_port(r);
+	if (admin_port > 0) {
+		listen_addr_format(opts.admin_addr, admin_port, admin_where, sizeof admin_where);
+		printf("Serving metrics on http://%s/metrics\n", admin_where);
+	}
 	fflush(stdout);
 	wait_for_signal(r, &set);
 	ptth_router_shutdown(r);

@@ -95,6 +95,10 @@ struct ptth_router_options {
 	                                   every handshake and raw tunnel is taken */
 	int allow_raw_tunnels;   /* 1: take raw tunnels even with tunnel_tokens_file */
 	int raw_wait_ms;         /* a dialler silent this long is raw (200 ms) */
+	const char *admin_addr;  /* admin port: GET /metrics, /tunnels, /healthz, "HOST:PORT"
+	                            (NULL: none); meant for loopback or a private network */
+	const char *access_log;  /* one line per request to this file, or "-" for
+	                            stdout (NULL: none); see ptth_router_reopen_access_log() */
 };
 
 /* The largest max_header_bytes a router takes: its HTTP/1.1 parser
@@ -119,6 +123,18 @@ int ptth_router_start(struct ptth_router *r);
 /* The ports bound by ptth_router_start(), useful when port 0 was asked
  * for. Either pointer may be NULL. Returns 0, or PTTH_ESTATE before start. */
 int ptth_router_ports(const struct ptth_router *r, int *http_port, int *tunnel_port);
+
+/* The admin port bound by ptth_router_start(), or PTTH_ESTATE when there
+ * is none (admin_addr unset, or the router not started or stopped). */
+int ptth_router_admin_port(const struct ptth_router *r);
+
+/* Opens the access log file again under the same name, for log rotation
+ * (after the old file was renamed; bin/router calls it on SIGHUP). Lines
+ * being written meanwhile land whole in the old file or in the new one.
+ * Any thread, after ptth_router_start(). Returns 0 (also for "-"),
+ * PTTH_ESTATE when there is no access log, or a negative code when the
+ * file cannot be opened (the old one stays in use). */
+int ptth_router_reopen_access_log(struct ptth_router *r);
 
 /* The number of tunnels in every pool: connected, their backend's
  * SETTINGS received (only then does a tunnel join its pool), and not

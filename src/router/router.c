@@ -100,6 +100,14 @@ router_conf_set(struct ptth_router *r, const struct ptth_router_options *opts)
 #undef PICK
 }
 
+/* strdup(), keeping NULL. Returns false when out of memory. */
+static bool
+router_copy(char **dst, const char *src)
+{
+	*dst = src != NULL ? strdup(src) : NULL;
+	return src == NULL || *dst != NULL;
+}
+
 struct ptth_router *
 ptth_router_new(const struct ptth_router_options *opts)
 {
@@ -112,17 +120,20 @@ ptth_router_new(const struct ptth_router_options *opts)
 	r = calloc(1, sizeof *r);
 	if (r == NULL)
 		return NULL;
-	r->http_addr = strdup(opts->http_addr ? opts->http_addr : "localhost:8888");
-	r->tunnel_addr = strdup(opts->tunnel_addr ? opts->tunnel_addr : "localhost:8887");
-	r->tokens_path = opts->tunnel_tokens_file ? strdup(opts->tunnel_tokens_file) : NULL;
 	r->stop_fd = net_wake_fd_new();
-	if (r->http_addr == NULL || r->tunnel_addr == NULL || r->stop_fd < 0 ||
-	    (opts->tunnel_tokens_file != NULL && r->tokens_path == NULL)) {
+	if (!router_copy(&r->http_addr, opts->http_addr ? opts->http_addr : "localhost:8888") ||
+	    !router_copy(&r->tunnel_addr,
+	                 opts->tunnel_addr ? opts->tunnel_addr : "localhost:8887") ||
+	    !router_copy(&r->tokens_path, opts->tunnel_tokens_file) ||
+	    !router_copy(&r->admin_addr, opts->admin_addr) ||
+	    !router_copy(&r->access_log_path, opts->access_log) || r->stop_fd < 0) {
 		if (r->stop_fd >= 0)
 			close(r->stop_fd);
 		free(r->tokens_path);
 		free(r->http_addr);
 		free(r->tunnel_addr);
+		free(r->admin_addr);
+		free(r->access_log_path);
 		free(r);
 		return NULL;
 	}
@@ -131,6 +142,9 @@ ptth_router_new(const struct ptth_router_options *opts)
 	r->http_fd = r->tunnel_fd = -1;
 	pool_init(&r->pool, r->conf.balance);
 	services_init(&r->services, &r->pool, r->conf.balance);
+	metrics_init(&r->metrics);
+	access_log_init(&r->access_log);
+	admin_init(&r->admin);
 	mutex_init(&r->mu);
 	cond_init(&r->threads_done);
 	return r;
@@ -189,6 +203,7 @@ router_conn_add(struct ptth_router *r, struct user_conn *c)
 		user_conn_link(&r->conns, c);
 		r->conn_count++;
 		r->threads++;
+		metrics_count_connection(&r->metrics);
 	}
 	mutex_unlock(&r->mu);
 	return rc;
@@ -320,7 +335,33 @@ router_tunnel_accept_thread_main(void *arg)
 	return NULL;
 }
 
-/* Binds both addresses and starts both accept threads.
+/* Opens the access log and starts the admin port, when asked for.
+ * Returns 0 or a negative code; on failure neither is left open. */
+static int
+router_start_extras(struct ptth_router *r)
+{
+	int rc;
+
+	if (r->access_log_path != NULL) {
+		rc = access_log_open(&r->access_log, r->access_log_path);
+		if (rc < 0) {
+			log_info("cannot open access log %s: %s", r->access_log_path,
+			         ptth_strerror(rc));
+			return rc;
+		}
+	}
+	if (r->admin_addr != NULL) {
+		rc = admin_start(r, r->admin_addr);
+		if (rc < 0) {
+			access_log_close(&r->access_log);
+			return rc;
+		}
+	}
+	return 0;
+}
+
+/* Binds both addresses (and the admin port), opens the access log, and
+ * starts the accept threads.
  * Returns 0 or a negative code; on failure nothing is left open. */
 int
 ptth_router_start(struct ptth_router *r)
@@ -342,18 +383,24 @@ ptth_router_start(struct ptth_router *r)
 		rc = r->http_fd;
 		goto out_close_tunnel;
 	}
+	rc = router_start_extras(r);
+	if (rc < 0)
+		goto out_close_http;
 	rc = -pthread_create(&r->tunnel_accept_thread, NULL,
 	                     router_tunnel_accept_thread_main, r);
 	if (rc < 0)
-		goto out_close_http;
+		goto out_stop_extras;
 	rc = -pthread_create(&r->http_accept_thread, NULL, router_http_accept_thread_main, r);
 	if (rc < 0) {
 		shutdown(r->tunnel_fd, SHUT_RDWR);
 		pthread_join(r->tunnel_accept_thread, NULL);
-		goto out_close_http;
+		goto out_stop_extras;
 	}
 	r->started = true;
 	return 0;
+out_stop_extras:
+	admin_stop(r);
+	access_log_close(&r->access_log);
 out_close_http:
 	close(r->http_fd);
 	r->http_fd = -1;
@@ -361,6 +408,18 @@ out_close_tunnel:
 	close(r->tunnel_fd);
 	r->tunnel_fd = -1;
 	return rc;
+}
+
+int
+ptth_router_admin_port(const struct ptth_router *r)
+{
+	return r->admin.started ? r->admin.port : PTTH_ESTATE;
+}
+
+int
+ptth_router_reopen_access_log(struct ptth_router *r)
+{
+	return access_log_reopen(&r->access_log);
 }
 
 int
@@ -449,6 +508,7 @@ ptth_router_stop(struct ptth_router *r)
 	mutex_unlock(&r->mu);
 	net_wake(r->stop_fd); /* tunnels still in their handshake give up */
 	router_stop_accepting(r);
+	admin_stop(r);
 	/* 2. End every tunnel (their requests fail with 502) and unblock
 	 *    every user thread, then wait until each counted thread is gone.
 	 *    A tunnel that joins the pool after the snapshot sees stopping
@@ -496,9 +556,13 @@ ptth_router_free(struct ptth_router *r)
 	tokens_unref(r->tokens);
 	close(r->stop_fd);
 	free(r->tokens_path);
+	access_log_close(&r->access_log);
+	admin_destroy(&r->admin);
 	cond_destroy(&r->threads_done);
 	mutex_destroy(&r->mu);
 	free(r->http_addr);
 	free(r->tunnel_addr);
+	free(r->admin_addr);
+	free(r->access_log_path);
 	free(r);
 }

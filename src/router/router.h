@@ -7,7 +7,10 @@
 #include <stdbool.h>
 
 #include "ptth.h"
+#include "access_log.h"
+#include "admin.h"
 #include "http1.h"
+#include "metrics.h"
 #include "pool.h"
 #include "services.h"
 
@@ -45,6 +48,8 @@ struct ptth_router {
 	/* Set by ptth_router_new/start, read-only while running: */
 	char *http_addr, *tunnel_addr;
 	char *tokens_path;        /* --tunnel-tokens, or NULL */
+	char *admin_addr;         /* NULL: no admin port */
+	char *access_log_path;    /* NULL: no access log; "-": stdout */
 	struct router_conf conf;
 	int http_fd, tunnel_fd;
 	int http_port, tunnel_port;
@@ -55,6 +60,9 @@ struct ptth_router {
 	                             naming no service; its own lock */
 	struct services services; /* a pool per named service; its own lock */
 	int stop_fd;              /* eventfd, written once by stop: wakes handshakes */
+	struct metrics metrics;   /* atomics, no lock (metrics.c) */
+	struct access_log access_log; /* opened by start, no lock (access_log.c) */
+	struct admin admin;       /* the admin port and its thread (admin.c) */
 
 	pthread_mutex_t mu;       /* lock order: taken alone, never nested */
 	pthread_cond_t threads_done;

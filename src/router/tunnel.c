@@ -205,6 +205,7 @@ tunnel_join_pool(struct tunnel_thread *tt, uint32_t max_streams)
 	log_info("Tunnel added: %s (%s%s, %s, %s streams at once)", t->name,
 	         t->service_name[0] ? "service " : "default pool", t->service_name,
 	         tt->handshake ? "handshake" : "raw", streams);
+	metrics_tunnel_added(&t->router->metrics, &t->stats, now_ms());
 }
 
 /* Unlists the tunnel, once: no user picks it from now on. */
@@ -610,6 +611,8 @@ tunnel_run(struct tunnel_thread *tt)
 		if (tt->goaway && tt->open_count == 0)
 			return "GOAWAY";
 		exchange_batch_flush(&tt->batch); /* wake users once, before sleeping */
+		metrics_tunnel_publish(&tt->t->stats, tt->requests, tt->io.bytes_in,
+		                       tt->io.bytes_out, tt->open_count);
 		/* tutorial: tunnel-loop */
 		rc = session_io_wait(&tt->io, tt->t->inbox.wake_fd,
 		                     keepalive_poll_timeout(&tt->ka, now_ms()));
@@ -796,6 +799,7 @@ tunnel_thread_main(void *arg)
 		/* Listed, so that the router can stop it; picked only once the
 		 * backend's SETTINGS arrive (tunnel_on_settings). */
 		reason = tunnel_run(&tt);
+		metrics_tunnel_removed(&r->metrics, reason);
 	}
 	tunnel_leave_pool(&tt);
 	inbox_close(&t->inbox);

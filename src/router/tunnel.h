@@ -6,6 +6,7 @@
 #include <stdbool.h>
 
 #include "inbox.h"
+#include "metrics.h"
 
 struct ptth_router;
 struct exchange;
@@ -40,6 +41,8 @@ struct tunnel {
 	char name[64];            /* the backend's address, for logs */
 	int id;                   /* 1, 2, ... in order of arrival */
 	struct inbox inbox;       /* new requests and kicks for this tunnel */
+	struct tunnel_stats stats;/* atomics: written by the tunnel thread, read by
+	                             the admin thread (GET /tunnels) */
 
 	/* Set by the tunnel thread after its handshake, before the tunnel is
 	 * listed in a pool (whose lock publishes them), read-only afterwards: */

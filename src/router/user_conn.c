@@ -122,6 +122,7 @@ struct user_conn {
 	size_t out_len;
 	bool linger;            /* input may be left unread: drain before close */
 	struct user_request req; /* the request in progress */
+	struct request_record rec; /* for the counters and the access log */
 };
 
 /* Writes to the user. A user that takes no byte for send_timeout_ms
@@ -135,6 +136,8 @@ user_conn_write(struct user_conn *c, const void *data, size_t len)
 {
 	int rc = net_write_all(c->fd, data, len);
 
+	if (rc == 0)
+		c->rec.response_bytes += (long long)len;
 	if (rc == -EAGAIN || rc == -EWOULDBLOCK) {
 		log_info("%s: user took no response byte in %d ms: closing", c->peer,
 		         c->r->conf.send_timeout_ms);
@@ -198,6 +201,7 @@ user_conn_send_simple(struct user_conn *c, int status, const char *extra,
 	                extra ? extra : "", extra ? "\r\n" : "",
 	                c->req.keep_alive ? "" : "Connection: close\r\n");
 	c->out_len = 0;
+	request_record_answer(&c->rec, status, true);
 	if (user_conn_append(c, head, (size_t)hlen) < 0 ||
 	    (!c->req.head_request && user_conn_append(c, body, (size_t)blen) < 0))
 		return -EPIPE;
@@ -226,6 +230,7 @@ user_conn_start_response(struct user_conn *c)
 		                             "502 Bad Gateway: invalid response from tunnel %s",
 		                             c->req.tunnel->name);
 	}
+	request_record_answer(&c->rec, status, false);
 	/* tutorial: framing */
 	if (!c->req.no_body && header_list_get(&ex->in_head, "content-length") == NULL) {
 		if (c->req.version_minor >= 1)
@@ -405,6 +410,7 @@ user_conn_submit(struct user_conn *c, struct exchange *ex, const struct tunnel *
 		if (rc == 0) {
 			atomic_fetch_add(&t->in_flight, 1);
 			c->req.tunnel = t;
+			request_record_tunnel(&c->rec, t->id, NULL); /* the default pool's */
 			return 0;
 		}
 		tunnel_unref(t);
@@ -444,7 +450,10 @@ user_request_begin(struct user_conn *c)
 static int
 user_conn_on_begin(void *arg)
 {
-	user_request_begin(arg);
+	struct user_conn *c = arg;
+
+	user_request_begin(c);
+	request_record_begin(&c->rec);
 	return 0;
 }
 
@@ -487,6 +496,7 @@ user_conn_retry(struct user_conn *c)
 	}
 	log_info("%s: retrying on %s: %s refused the request", c->peer, c->req.tunnel->name,
 	         old_tunnel->name);
+	metrics_count_retry(&c->r->metrics);
 	exchange_release(old, false);
 	atomic_fetch_sub(&old_tunnel->in_flight, 1);
 	tunnel_unref(old_tunnel);
@@ -597,6 +607,7 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	struct exchange *ex;
 	int rc;
 
+	request_record_head(&c->rec, head->method, head->path_and_query, head->version_minor);
 	c->req.keep_alive = keep_alive;
 	c->req.version_minor = head->version_minor;
 	c->req.head_request = strcmp(head->method, "HEAD") == 0;
@@ -729,6 +740,7 @@ user_conn_on_body(void *arg, const char *data, size_t len)
 	long long max_body = c->r->conf.max_body;
 
 	c->req.body_bytes += (long long)len;
+	c->rec.request_bytes += (long long)len;
 	if (max_body > 0 && c->req.body_bytes > max_body) {
 		user_conn_drop_exchange(c);
 		return user_conn_reject(c, 413, "request body too large", true);
@@ -814,6 +826,7 @@ user_conn_answer(struct user_conn *c)
 	if (rc == 0 && c->req.ex != NULL && !c->req.response_failed)
 		rc = user_conn_pump_body(c, true);
 	user_conn_drop_exchange(c);
+	request_record_end(c->r, &c->rec, c->peer);
 	if (rc < 0 || c->req.response_failed)
 		c->req.keep_alive = false;
 	return c->req.keep_alive ? 0 : -1;
@@ -1081,6 +1094,7 @@ user_conn_thread_main(void *arg)
 	pthread_setname_np(pthread_self(), "ptth-user");
 	user_conn_serve(c);
 	user_conn_drop_exchange(c);
+	request_record_end(r, &c->rec, c->peer); /* a request cut or refused */
 	if (c->linger)
 		user_conn_linger(c);
 	router_conn_remove(r, c);
@@ -1110,8 +1124,11 @@ user_conn_refuse(struct user_conn *c, const char *text, const char *cause)
 
 	log_info("%s: %s%s%s", c->peer, text, cause ? ": " : "", cause ? cause : "");
 	net_set_send_timeout(c->fd, USER_REFUSE_SEND_MS);
-	if (len > 0 && (size_t)len < sizeof answer)
-		net_write_all(c->fd, answer, (size_t)len); /* best effort: closed next */
+	request_record_answer(&c->rec, 503, true);
+	if (len > 0 && (size_t)len < sizeof answer &&
+	    net_write_all(c->fd, answer, (size_t)len) == 0) /* best effort: closed next */
+		c->rec.response_bytes = len;
+	request_record_end(c->r, &c->rec, c->peer);
 }
 
 /* Takes ownership of fd (an accepted user connection) and starts its
