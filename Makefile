@@ -45,7 +45,7 @@ BUILD_PACKAGES := build-essential pkg-config libnghttp2-dev \
 UNIT_PACKAGES := libcmocka-dev
 TEST_PACKAGES := curl nghttp2-client nghttp2-server socat python3-h2 \
 	golang-go golang-golang-x-net-dev python3-websockets python3-hypercorn \
-	python3 nginx nodejs
+	python3 nginx nodejs python3-prometheus-client haproxy
 # make docs also draws the pictures: graphviz (dot) and mscgen.
 DOCS_PACKAGES := python3 graphviz mscgen
 

@@ -137,20 +137,22 @@ metrics_tunnel_added(struct metrics *m, struct tunnel_stats *ts, long long now)
 	atomic_fetch_add_explicit(&m->tunnels_added, 1, RELAXED);
 }
 
-/* Tunnel thread: its tunnel left, for the reason tunnel_run() gave. */
+/* Tunnel thread: its tunnel left, for the reason tunnel_run() gave;
+ * goaway says the backend had sent GOAWAY (it then usually ends as
+ * "session finished", once its streams are done). */
 void
-metrics_tunnel_removed(struct metrics *m, const char *reason)
+metrics_tunnel_removed(struct metrics *m, const char *reason, bool goaway)
 {
 	enum metrics_removal why = METRICS_REMOVED_ERROR;
 
-	if (strcmp(reason, "EOF") == 0 || strcmp(reason, "session finished") == 0)
-		why = METRICS_REMOVED_CLOSED;
-	else if (strcmp(reason, "GOAWAY") == 0)
+	if (strcmp(reason, "router stopping") == 0)
+		why = METRICS_REMOVED_STOPPING;
+	else if (goaway || strcmp(reason, "GOAWAY") == 0)
 		why = METRICS_REMOVED_GOAWAY;
+	else if (strcmp(reason, "EOF") == 0 || strcmp(reason, "session finished") == 0)
+		why = METRICS_REMOVED_CLOSED;
 	else if (strcmp(reason, "PING timeout") == 0)
 		why = METRICS_REMOVED_PING_TIMEOUT;
-	else if (strcmp(reason, "router stopping") == 0)
-		why = METRICS_REMOVED_STOPPING;
 	atomic_fetch_add_explicit(&m->tunnels_removed[why], 1, RELAXED);
 }
 

@@ -94,7 +94,7 @@ void metrics_count_request(struct metrics *m, const struct request_record *rec,
 void metrics_count_retry(struct metrics *m);
 void metrics_count_connection(struct metrics *m);
 void metrics_tunnel_added(struct metrics *m, struct tunnel_stats *ts, long long now);
-void metrics_tunnel_removed(struct metrics *m, const char *reason);
+void metrics_tunnel_removed(struct metrics *m, const char *reason, bool goaway);
 void metrics_tunnel_publish(struct tunnel_stats *ts, uint64_t requests,
                             uint64_t bytes_in, uint64_t bytes_out, unsigned open_streams);
 
