@@ -5,9 +5,11 @@
  * Owns:    one mux and one struct ptth_backend.
  * Threads: main() waits for SIGINT/SIGTERM (or SIGUSR1 from the waiter
  *          thread when the backend ended by itself); tunnels and handlers
- *          run on the library's threads.
+ *          run on the library's threads. --router may be given several
+ *          times: the backend then holds --tunnels tunnels to each router,
+ *          redials each on its own, and drains from all of them on SIGTERM.
  * Locks:   none; the settings below are written before serving starts.
- * Interface: bin/backend [--router HOST:PORT] [--tunnels N] [--no-reconnect]
+ * Interface: bin/backend [--router HOST:PORT]... [--tunnels N] [--no-reconnect]
  *          [--backoff-max-ms MS] [--service NAME] [--token-file FILE]
  *          [--delay-ms N] [--trace] [--quiet]
  *   GET  /foo        "bar" after a 1 ms sleep, logs "handling: /foo"
@@ -440,8 +442,9 @@ usage(FILE *out)
 {
 	fprintf(out,
 	        "usage: backend [options]\n"
-	        "  --router HOST:PORT   the router's tunnel address (default localhost:8887)\n"
-	        "  --tunnels N          tunnel connections held at once (default 1)\n"
+	        "  --router HOST:PORT   a router's tunnel address (default localhost:8887);\n"
+	        "                       repeat it to serve several routers at once\n"
+	        "  --tunnels N          tunnel connections held to each router (default 1)\n"
 	        "  --no-reconnect       exit when the tunnel ends instead of redialling\n"
 	        "  --backoff-max-ms MS  redial waits double from 100 ms up to this (default 10000)\n"
 	        "  --service NAME       introduce each tunnel with the PTTH handshake, serving\n"
@@ -501,6 +504,10 @@ read_token_file(const char *path)
 	return start;
 }
 
+#define MAX_ROUTERS 1024
+
+static const char *routers[MAX_ROUTERS]; /* every --router, in order */
+
 static void
 parse_flags(int argc, char **argv, struct ptth_backend_options *opts)
 {
@@ -525,7 +532,15 @@ parse_flags(int argc, char **argv, struct ptth_backend_options *opts)
 	while ((ch = getopt_long(argc, argv, "", longopts, &idx)) != -1) {
 		const char *flag = longopts[idx].name;
 		switch (ch) {
-		case ROUTER: opts->router_addr = optarg; break;
+		case ROUTER:
+			if (opts->router_count == MAX_ROUTERS) {
+				fprintf(stderr, "backend: at most %d --router flags\n", MAX_ROUTERS);
+				exit(2);
+			}
+			routers[opts->router_count++] = optarg;
+			opts->router_addrs = routers;
+			opts->router_addr = routers[0];
+			break;
 		case TUNNELS: opts->tunnels = (int)parse_number(flag, optarg); break;
 		case NO_RECONNECT: opts->reconnect = 0; break;
 		case BACKOFF_MAX: opts->backoff_max_ms = (int)parse_number(flag, optarg); break;
@@ -618,7 +633,9 @@ main(int argc, char **argv)
 		        " and the token a bearer token (letters, digits, -._~+/ then =)\n");
 		return 2;
 	}
-	fprintf(stderr, "Dialing the router at %s\n", opts.router_addr);
+	for (int i = 0; i < (opts.router_count > 0 ? opts.router_count : 1); i++)
+		fprintf(stderr, "Dialing the router at %s\n",
+		        opts.router_count > 0 ? routers[i] : opts.router_addr);
 	rc = b ? ptth_backend_start(b) : -ENOMEM;
 	if (rc == PTTH_EAUTH || rc == PTTH_EFORBIDDEN) {
 		fprintf(stderr, "backend: the router at %s refused the tunnel: %s\n",

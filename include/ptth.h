@@ -294,9 +294,13 @@ struct ptth_backend;
 
 struct ptth_backend_options {
 	const char *router_addr; /* "HOST:PORT" of the router's tunnel port */
+	const char *const *router_addrs; /* several routers (router_count of them): when
+	                            set, router_addr is ignored and each router gets
+	                            its own `tunnels` tunnels, each redialled on its own */
+	int router_count;
 	ptth_handler_fn handler; /* called once per request */
 	void *handler_arg;
-	int tunnels;             /* tunnel connections held at once (1) */
+	int tunnels;             /* tunnel connections held at once, to each router (1) */
 	int reconnect;           /* 1: redial whenever a tunnel ends (0) */
 	int backoff_min_ms;      /* first wait before a redial (100) */
 	int backoff_max_ms;      /* the wait doubles up to this (10 s) */
@@ -320,14 +324,15 @@ void ptth_backend_options_init(struct ptth_backend_options *opts);
  * without a handler, or when service or token is malformed. */
 struct ptth_backend *ptth_backend_new(const struct ptth_backend_options *opts);
 
-/* Starts one thread per tunnel; each dials the router and serves HTTP/2
- * on the connection. Without reconnect the first dial happens here and
- * its failure is returned; with reconnect, dials are retried with
- * backoff (a backend started before its router simply waits for it).
+/* Starts one thread per tunnel (tunnels per router); each dials its
+ * router and serves HTTP/2 on the connection. Without reconnect the
+ * first dial (to the first router) happens here and its failure is
+ * returned; with reconnect, dials are retried with backoff (a backend
+ * started before its router simply waits for it), each tunnel on its own.
  * Returns 0 or a negative code. */
 int ptth_backend_start(struct ptth_backend *b);
 
-/* The number of tunnels up right now. */
+/* The number of tunnels up right now, to every router together. */
 int ptth_backend_tunnel_count(struct ptth_backend *b);
 
 /* Blocks until every tunnel has ended for good (without reconnect: the
@@ -337,7 +342,7 @@ int ptth_backend_tunnel_count(struct ptth_backend *b);
  * once stopped. PTTH_ESTATE only when the backend was never started. */
 int ptth_backend_wait(struct ptth_backend *b);
 
-/* Graceful stop: each tunnel sends GOAWAY and lets the streams it took
+/* Graceful stop: each tunnel, to every router, sends GOAWAY and lets the streams it took
  * finish (up to drain_timeout_ms); then waits for running handlers and
  * every thread. Safe to call twice. */
 void ptth_backend_stop(struct ptth_backend *b);

@@ -2,11 +2,13 @@
  * backend.c -- the backend's life cycle, the C counterpart of the
  * original's CreateTunnelAndServe(addr, handler): dial the router, serve
  * HTTP/2 on the connection, and (an option the original lacks) redial
- * with backoff when the tunnel ends, holding one or more tunnels at once.
+ * with backoff when the tunnel ends, holding one or more tunnels at once,
+ * to one router or to several (each its own set of tunnels).
  *
  * Owns:    the slot threads ("ptth-backend-N", one per tunnel held), the
  *          worker pool shared by all tunnels, and a copy of the options
- *          (with the service name and token, if any).
+ *          (with the service name and token, if any) and of the router
+ *          addresses.
  * Threads: the caller's thread runs new/start/wait/stop/free. Each slot
  *          thread dials, serves its tunnel (backend_conn.c), and redials
  *          when reconnect is on.
@@ -15,8 +17,10 @@
  *          or another lock.
  *          b->stop mirrors stopping as an atomic for the tunnel loops.
  * Interface:
- *   - ptth_backend_start(): start the slots; with reconnect off, the first
- *     dial must succeed (its error is returned);
+ *   - ptth_backend_start(): start the slots, opts.tunnels for each
+ *     router (slot i dials router i / opts.tunnels, and redials it alone);
+ *     with reconnect off, the first dial must succeed (its error is
+ *     returned);
  *   - ptth_backend_wait(): until every slot has ended;
  *   - ptth_backend_stop(): graceful (GOAWAY, open streams finish within
  *     drain_timeout_ms), then joins slots and handler threads;
@@ -61,7 +65,8 @@ ptth_backend_options_init(struct ptth_backend_options *opts)
 	opts->drain_timeout_ms = 10 * 1000;
 }
 
-/* Copies opts, replacing zeros by defaults. */
+/* Copies opts, replacing zeros by defaults. The addresses are copied
+ * by backend_copy_routers(). */
 static void
 backend_conf_set(struct ptth_backend *b, const struct ptth_backend_options *opts)
 {
@@ -96,11 +101,51 @@ backend_copy_greeting(struct ptth_backend *b, const struct ptth_backend_options 
 	if ((service[0] && b->service == NULL) || (token[0] && b->token == NULL)) {
 		free(b->service);
 		free(b->token);
+		b->service = b->token = NULL;
 		return -ENOMEM;
 	}
 	b->opts.service = b->service;
 	b->opts.token = b->token;
 	return 0;
+}
+
+/* Copies the router addresses: router_addrs when router_count is set,
+ * else the single router_addr (which may be NULL: a backend that is only
+ * handed sockets, see backend_start_fd()). Returns 0 or -ENOMEM. */
+static int
+backend_copy_routers(struct ptth_backend *b, const struct ptth_backend_options *opts)
+{
+	bool many = opts->router_addrs != NULL && opts->router_count > 0;
+	int n = many ? opts->router_count : 1;
+
+	if (n > BACKEND_MAX_ROUTERS)
+		n = BACKEND_MAX_ROUTERS;
+	b->router_addrs = calloc((size_t)n, sizeof *b->router_addrs);
+	if (b->router_addrs == NULL)
+		return -ENOMEM;
+	b->router_count = n;
+	for (int i = 0; i < n; i++) {
+		const char *addr = many ? opts->router_addrs[i] : opts->router_addr;
+		if (addr != NULL && (b->router_addrs[i] = strdup(addr)) == NULL)
+			return -ENOMEM;
+	}
+	b->opts.router_addr = b->router_addrs[0];
+	b->opts.router_addrs = NULL; /* the caller's array is not kept */
+	b->opts.router_count = n;
+	return 0;
+}
+
+/* Frees what ptth_backend_new() allocated. */
+static void
+backend_free_arrays(struct ptth_backend *b)
+{
+	free(b->service);
+	free(b->token);
+	for (int i = 0; b->router_addrs != NULL && i < b->router_count; i++)
+		free(b->router_addrs[i]);
+	free(b->router_addrs);
+	free(b->conns);
+	free(b->slots);
 }
 
 struct ptth_backend *
@@ -114,30 +159,32 @@ ptth_backend_new(const struct ptth_backend_options *opts)
 	if (b == NULL)
 		return NULL;
 	backend_conf_set(b, opts);
-	b->router_addr = opts->router_addr ? strdup(opts->router_addr) : NULL;
-	if (opts->router_addr != NULL && b->router_addr == NULL) {
-		free(b);
-		return NULL;
-	}
-	b->opts.router_addr = b->router_addr;
-	if (backend_copy_greeting(b, opts) < 0) {
-		free(b->router_addr);
-		free(b);
-		return NULL;
-	}
+	if (backend_copy_routers(b, opts) < 0 || backend_copy_greeting(b, opts) < 0)
+		goto out_free;
+	b->slot_total = b->opts.tunnels * b->router_count;
+	b->conns = calloc((size_t)b->slot_total, sizeof *b->conns);
+	b->slots = calloc((size_t)b->slot_total, sizeof *b->slots);
+	if (b->conns == NULL || b->slots == NULL)
+		goto out_free;
 	b->stop_fd = net_wake_fd_new();
-	if (b->stop_fd < 0) {
-		free(b->service);
-		free(b->token);
-		free(b->router_addr);
-		free(b);
-		return NULL;
-	}
+	if (b->stop_fd < 0)
+		goto out_free;
 	b->first_fd = -1;
 	atomic_init(&b->stop, false);
 	mutex_init(&b->mu);
 	cond_init(&b->changed);
 	return b;
+out_free:
+	backend_free_arrays(b);
+	free(b);
+	return NULL;
+}
+
+/* The address slot dials. */
+static const char *
+backend_slot_router(const struct ptth_backend *b, int slot)
+{
+	return b->router_addrs[slot / b->opts.tunnels];
 }
 
 /* Sleeps ms, or less if ptth_backend_stop() is called meanwhile.
@@ -195,16 +242,16 @@ static int
 backend_serve_one(struct ptth_backend *b, int slot, int fd)
 {
 	struct backend_conn *conn = backend_conn_new(b, fd, slot);
+	const char *addr = backend_slot_router(b, slot);
 	const char *reason;
 	int rc;
 
 	if (conn == NULL)
 		return -ENOMEM;
 	backend_set_conn(b, slot, conn);
-	log_info("Tunnel %d up to %s", slot + 1, b->router_addr ? b->router_addr : "router");
+	log_info("Tunnel %d up to %s", slot + 1, addr ? addr : "router");
 	rc = backend_conn_serve(conn, &reason);
-	log_info("Tunnel %d to %s ended: %s", slot + 1,
-	         b->router_addr ? b->router_addr : "router", reason);
+	log_info("Tunnel %d to %s ended: %s", slot + 1, addr ? addr : "router", reason);
 	backend_set_conn(b, slot, NULL);
 	backend_conn_unref(conn);
 	return rc;
@@ -214,31 +261,31 @@ backend_serve_one(struct ptth_backend *b, int slot, int fd)
  * the handshake (nothing to do for a raw tunnel). On failure fd is
  * closed and the reason logged once. Returns fd or a negative code. */
 static int
-backend_greet(struct ptth_backend *b, int fd)
+backend_greet(struct ptth_backend *b, int fd, const char *addr)
 {
 	char msg[512];
 	int rc;
 
 	if (fd < 0 || !b->handshake)
 		return fd;
-	rc = backend_handshake(fd, b->router_addr, b->service, b->token,
+	rc = backend_handshake(fd, addr, b->service, b->token,
 	                       BACKEND_HANDSHAKE_TIMEOUT_MS, b->stop_fd, msg, sizeof msg);
 	if (rc == 0)
 		return fd;
 	close(fd);
 	if (rc != -ESHUTDOWN)
-		log_info("Handshake with %s failed: %s", b->router_addr, msg);
+		log_info("Handshake with %s failed: %s", addr, msg);
 	return rc;
 }
 
-/* Dials the router and greets it. Returns a tunnel-ready fd or a
- * negative code. */
+/* Dials the router at addr and greets it. Returns a tunnel-ready fd or
+ * a negative code. */
 static int
-backend_dial(struct ptth_backend *b)
+backend_dial(struct ptth_backend *b, const char *addr)
 {
-	if (b->router_addr == NULL)
+	if (addr == NULL)
 		return PTTH_EADDR;
-	return backend_greet(b, net_dial(b->router_addr));
+	return backend_greet(b, net_dial(addr), addr);
 }
 
 /* True for the codes a redial cannot fix: the router refused the token. */
@@ -256,6 +303,7 @@ backend_slot_thread_main(void *arg)
 {
 	struct slot_arg sa = *(struct slot_arg *)arg;
 	struct ptth_backend *b = sa.b;
+	const char *addr = backend_slot_router(b, sa.slot);
 	unsigned int seed = (unsigned int)(time(NULL) ^ (sa.slot * 7919));
 	long backoff = b->opts.backoff_min_ms;
 	char name[32];
@@ -263,15 +311,15 @@ backend_slot_thread_main(void *arg)
 	int fd, rc;
 
 	free(arg);
-	snprintf(name, sizeof name, "ptth-backend-%d", (sa.slot + 1) % 100);
+	snprintf(name, sizeof name, "ptth-backend-%d", (sa.slot + 1) % 10000);
 	pthread_setname_np(pthread_self(), name);
 	fd = (sa.slot == 0) ? b->first_fd : -1;
 	fresh = fd >= 0;              /* handed over by start: use it first */
 	if (fresh && !b->first_fd_greeted)
-		fd = backend_greet(b, fd);
+		fd = backend_greet(b, fd, addr);
 	while (!atomic_load(&b->stop)) {
 		if (!fresh)
-			fd = backend_dial(b);
+			fd = backend_dial(b, addr);
 		fresh = false;
 		if (fd >= 0) {
 			rc = backend_serve_one(b, sa.slot, fd);
@@ -292,8 +340,7 @@ backend_slot_thread_main(void *arg)
 		if (backend_refused_for_good(fd))
 			backoff = b->opts.backoff_max_ms;
 		long wait = backend_backoff_next(b, &backoff, &seed);
-		log_info("Dial %s failed: %s; retrying in %ld ms", b->router_addr,
-		         ptth_strerror(fd), wait);
+		log_info("Dial %s failed: %s; retrying in %ld ms", addr, ptth_strerror(fd), wait);
 		fd = -1;
 		if (!backend_sleep(b, wait))
 			break;
@@ -316,7 +363,7 @@ backend_start_slots(struct ptth_backend *b)
 
 	if (rc < 0)
 		return rc;
-	for (b->slot_count = 0; b->slot_count < b->opts.tunnels; b->slot_count++) {
+	for (b->slot_count = 0; b->slot_count < b->slot_total; b->slot_count++) {
 		struct slot_arg *sa = malloc(sizeof *sa);
 		if (sa == NULL) {
 			rc = -ENOMEM;
@@ -363,10 +410,11 @@ ptth_backend_start(struct ptth_backend *b)
 
 	if (b->started)
 		return PTTH_ESTATE;
-	if (b->router_addr == NULL)
-		return PTTH_EADDR;
+	for (int i = 0; i < b->router_count; i++)
+		if (b->router_addrs[i] == NULL)
+			return PTTH_EADDR;
 	if (!b->opts.reconnect) {
-		fd = backend_dial(b);
+		fd = backend_dial(b, b->router_addrs[0]);
 		if (fd < 0)
 			return fd;
 	}
@@ -413,14 +461,14 @@ ptth_backend_stop(struct ptth_backend *b)
 {
 	if (!b->started)
 		return;
-	struct backend_conn *live[BACKEND_MAX_TUNNELS];
+	struct backend_conn **live = calloc((size_t)b->slot_total, sizeof *live);
 	int n = 0;
 
 	net_wake(b->stop_fd); /* a slot waiting for a handshake answer gives up */
 	mutex_lock(&b->mu);
 	b->stopping = true;
 	atomic_store(&b->stop, true);
-	for (int i = 0; i < BACKEND_MAX_TUNNELS; i++) {
+	for (int i = 0; live != NULL && i < b->slot_total; i++) {
 		if (b->conns[i] != NULL) {
 			backend_conn_ref(b->conns[i]);
 			live[n++] = b->conns[i];
@@ -428,11 +476,14 @@ ptth_backend_stop(struct ptth_backend *b)
 	}
 	cond_broadcast(&b->changed);
 	mutex_unlock(&b->mu);
-	/* Woken outside b->mu, which is never held while taking another lock. */
+	/* Woken outside b->mu, which is never held while taking another lock.
+	 * Out of memory for the list, each tunnel still sees b->stop at its
+	 * next wake-up (PING or traffic), only later. */
 	for (int i = 0; i < n; i++) {
 		inbox_wake(&live[i]->inbox);
 		backend_conn_unref(live[i]);
 	}
+	free(live);
 	for (int i = 0; i < b->slot_count; i++)
 		pthread_join(b->slots[i], NULL);
 	workers_stop(&b->workers);
@@ -448,9 +499,7 @@ ptth_backend_free(struct ptth_backend *b)
 	cond_destroy(&b->changed);
 	mutex_destroy(&b->mu);
 	close(b->stop_fd);
-	free(b->router_addr);
-	free(b->service);
-	free(b->token);
+	backend_free_arrays(b);
 	free(b);
 }
 

@@ -14,7 +14,8 @@
 #define BACKEND_STREAM_WINDOW (256 * 1024)
 #define BACKEND_MAX_STREAMS 256       /* advertised SETTINGS_MAX_CONCURRENT_STREAMS */
 #define BACKEND_MAX_WORKERS (BACKEND_MAX_STREAMS + 16)
-#define BACKEND_MAX_TUNNELS 64
+#define BACKEND_MAX_TUNNELS 64        /* per router */
+#define BACKEND_MAX_ROUTERS 1024
 
 struct exchange;
 struct backend_conn;
@@ -22,7 +23,9 @@ struct backend_conn;
 struct ptth_backend {
 	/* Set by ptth_backend_new, read-only afterwards: */
 	struct ptth_backend_options opts;  /* defaults applied, strings copied */
-	char *router_addr;
+	char **router_addrs;          /* the routers, router_count of them (at least 1) */
+	int router_count;
+	int slot_total;               /* opts.tunnels per router, all routers */
 	char *service, *token;        /* the handshake's, or NULL (raw tunnels) */
 	bool handshake;               /* service or token set: greet before HTTP/2 */
 
@@ -34,15 +37,16 @@ struct ptth_backend {
 	pthread_cond_t changed;       /* stop asked, or a tunnel came or went */
 	/* guarded by mu: */
 	bool stopping;
-	struct backend_conn *conns[BACKEND_MAX_TUNNELS]; /* live, per slot */
+	struct backend_conn **conns;  /* live, per slot (slot_total of them) */
 	int live;                     /* tunnels up right now */
 	int result;                   /* the first error that ended a slot */
 	int slots_ended;              /* slot threads that finished */
 	bool waitable;                /* the slots were started (stays true after stop) */
 
 	/* Written by start before the slots run, then read-only until stop: */
-	pthread_t slots[BACKEND_MAX_TUNNELS];
-	int slot_count;
+	pthread_t *slots;             /* slot_total of them; slot i dials router
+	                                 i / opts.tunnels */
+	int slot_count;               /* started so far */
 	int first_fd;                 /* backend_start_fd(): served by slot 0 */
 	bool first_fd_greeted;        /* first_fd went through the handshake already */
 	bool started;                 /* start/stop/free run on one thread */

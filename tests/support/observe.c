@@ -18,8 +18,10 @@
  *     for bin/router and bin/backend as child processes.
  * Tutorial: none; this is test support code.
  */
+#include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <libgen.h>
 #include <poll.h>
 #include <pthread.h>
@@ -29,6 +31,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -218,41 +221,86 @@ out_close:
 }
 
 pid_t
-observe_spawn_piped(const char *prog, const char *const args[], int child_fd, int *out_fd)
+observe_spawn_path(const char *path, const char *const args[], int child_fd, int *out_fd)
 {
-	const char *dir = getenv("PTTH_BIN_DIR");
-	char path[4096];
-	const char *argv[32];
+	const char *argv[40];
 	size_t argc = 0;
-	int fds[2];
+	int fds[2] = { -1, -1 };
 	pid_t pid, parent;
 
-	snprintf(path, sizeof path, "%s/%s", dir != NULL && dir[0] != '\0' ? dir : "bin", prog);
 	argv[argc++] = path;
 	for (size_t i = 0; args[i] != NULL && argc + 1 < sizeof argv / sizeof argv[0]; i++)
 		argv[argc++] = args[i];
 	argv[argc] = NULL;
-	if (access(path, X_OK) < 0 || pipe2(fds, O_CLOEXEC) < 0)
+	if (access(path, X_OK) < 0 || (child_fd >= 0 && pipe2(fds, O_CLOEXEC) < 0))
 		return -errno;
 	parent = getpid();
 	pid = fork();
 	if (pid < 0) {
 		int rc = -errno;
-		close(fds[0]);
-		close(fds[1]);
+		if (child_fd >= 0) {
+			close(fds[0]);
+			close(fds[1]);
+		}
 		return rc;
 	}
 	if (pid == 0) {
 		/* Only async-signal-safe calls between fork and exec. */
 		if (prctl(PR_SET_PDEATHSIG, SIGKILL) < 0 || getppid() != parent ||
-		    dup2(fds[1], child_fd) < 0)
+		    (child_fd >= 0 && dup2(fds[1], child_fd) < 0))
 			_exit(127);
 		execv(path, (char *const *)argv);
 		_exit(127);
 	}
-	close(fds[1]);
-	*out_fd = fds[0];
+	if (child_fd >= 0) {
+		close(fds[1]);
+		*out_fd = fds[0];
+	}
 	return pid;
+}
+
+pid_t
+observe_spawn_piped(const char *prog, const char *const args[], int child_fd, int *out_fd)
+{
+	const char *dir = getenv("PTTH_BIN_DIR");
+	char path[4096];
+
+	snprintf(path, sizeof path, "%s/%s", dir != NULL && dir[0] != '\0' ? dir : "bin", prog);
+	return observe_spawn_path(path, args, child_fd, out_fd);
+}
+
+int
+observe_free_port(void)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET,
+	                           .sin_addr.s_addr = htonl(INADDR_LOOPBACK) };
+	socklen_t len = sizeof sin;
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0), port = -1;
+
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&sin, sizeof sin) == 0 &&
+	    getsockname(fd, (struct sockaddr *)&sin, &len) == 0)
+		port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+long
+observe_rss_kib(pid_t pid)
+{
+	char path[64], line[256];
+	long kib = -1;
+	FILE *f;
+
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	f = fopen(path, "r");
+	while (f != NULL && fgets(line, sizeof line, f) != NULL)
+		if (sscanf(line, "VmRSS: %ld kB", &kib) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return kib;
 }
 
 int

@@ -58,6 +58,17 @@ int observe_wait_lines(const char *path, int n, int timeout_ms);
  * process. Returns the pid or a negative code. */
 pid_t observe_spawn_piped(const char *prog, const char *const args[], int child_fd,
                           int *out_fd);
+/* The same for any program, by absolute path; child_fd -1 leaves the
+ * child's output alone (out_fd is then unused). */
+pid_t observe_spawn_path(const char *path, const char *const args[], int child_fd,
+                         int *out_fd);
+/* A TCP port free on 127.0.0.1 a moment ago: bound to port 0, then
+ * closed. For programs that need a fixed port in their configuration
+ * (haproxy); another process may take it in between, a small race the
+ * caller accepts. Returns the port or a negative code. */
+int observe_free_port(void);
+/* The resident memory of a process (VmRSS), in KiB, or -1. */
+long observe_rss_kib(pid_t pid);
 /* Reads from fd into buf (cap bytes, kept NUL-terminated) until it
  * holds count copies of needle. Returns 0, -ETIMEDOUT, -ENOBUFS or
  * -EPIPE (the writer is gone). */
