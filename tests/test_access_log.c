@@ -202,6 +202,9 @@ test_access_log_lines_match_the_requests(void **state)
 	missing_bytes = get_counting(c, f, "/missing", &status);
 	assert_int_equal(status, 404);
 	curl_easy_cleanup(c);
+	/* Lines of different connections are in the order their requests
+	 * ended: let the keep-alive connection's be written first. */
+	assert_int_equal(observe_wait_conns(f->hr.router, 0, WAIT_MS), 0);
 	fd = harness_dial(f->hr.http_port);
 	assert_true(fd >= 0);
 	assert_int_equal(harness_send_all(fd, "garbage\r\n\r\n", 11), 0);

@@ -698,7 +698,8 @@ test_scaling_cost_of_a_tunnel_is_measured(void **state)
 	/* One thread and one socket plus one eventfd per tunnel, router side. */
 	assert_int_equal(r_thr1 - r_thr0, MEASURED_TUNNELS);
 	assert_int_equal(r_fd1 - r_fd0, 2 * MEASURED_TUNNELS);
-	assert_true(r_after - r_before < MEASURED_TUNNELS * 1024); /* under 1 MiB each */
+	if (!harness_sanitized()) /* a sanitizer's shadow memory dwarfs the rest */
+		assert_true(r_after - r_before < MEASURED_TUNNELS * 1024); /* under 1 MiB each */
 }
 
 int
