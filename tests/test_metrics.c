@@ -173,6 +173,45 @@ test_metrics_no_tunnel_counts_a_503_refusal(void **state)
 	scrape_free(&s);
 }
 
+/* A tunnel that named a service in its handshake is counted under that
+ * service, and so are the requests its Host routes there. */
+static void
+test_metrics_counts_by_service(void **state)
+{
+	struct fixture *f = *state;
+	struct harness_backend *a = harness_backend_start(&f->hr, "a");
+	struct harness_backend *api;
+	struct scrape s;
+	char line[128];
+	int rc = 0;
+
+	api = harness_backend_start_greeting(&f->hr, "api", "api", NULL, &rc);
+	assert_non_null(a);
+	assert_non_null(api);
+	assert_int_equal(raw_status(f->hr.http_port, "GET /foo HTTP/1.1\r\nHost: api\r\n"
+	                                             "Connection: close\r\n\r\n"), 200);
+	assert_int_equal(raw_status(f->hr.http_port, "GET /missing HTTP/1.1\r\nHost: API:80\r\n"
+	                                             "Connection: close\r\n\r\n"), 404);
+	assert_int_equal(get_status(f, "/foo"), 200); /* Host 127.0.0.1: the default pool */
+	assert_int_equal(observe_wait_conns(f->hr.router, 0, WAIT_MS), 0);
+	assert_int_equal(scrape_fetch(f->admin_port, "metrics", &s), 0);
+	assert_true(metric(&s, "ptth_tunnels{service=\"api\"}") == 1);
+	assert_true(metric(&s, "ptth_tunnels{service=\"\"}") == 1);
+	assert_true(metric(&s, "ptth_requests_total{class=\"2xx\",service=\"api\"}") == 1);
+	assert_true(metric(&s, "ptth_requests_total{class=\"4xx\",service=\"api\"}") == 1);
+	assert_true(metric(&s, "ptth_requests_total{class=\"2xx\",service=\"\"}") == 1);
+	assert_true(metric(&s, "ptth_request_duration_seconds_count{service=\"api\"}") == 2);
+	scrape_free(&s);
+	assert_int_equal(scrape_fetch(f->admin_port, "tunnels", &s), 0);
+	assert_int_equal(scrape_lines(&s), 2);
+	snprintf(line, sizeof line, " api ");
+	assert_non_null(strstr(s.text, line));
+	assert_non_null(strstr(s.text, " - "));
+	scrape_free(&s);
+	harness_backend_free(api);
+	harness_backend_free(a);
+}
+
 /* Tunnels leave for a reason: a backend's GOAWAY, a cut connection. */
 static void
 test_metrics_tunnel_removals_are_counted_by_reason(void **state)
@@ -359,6 +398,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		METRICS_TEST(test_metrics_scrape_counts_known_traffic),
 		METRICS_TEST(test_metrics_no_tunnel_counts_a_503_refusal),
+		METRICS_TEST(test_metrics_counts_by_service),
 		METRICS_TEST(test_metrics_tunnel_removals_are_counted_by_reason),
 		METRICS_TEST(test_metrics_tunnels_lists_each_tunnel_as_json),
 		METRICS_TEST(test_metrics_healthz_follows_tunnels_and_drain),

@@ -695,9 +695,11 @@ test_scaling_cost_of_a_tunnel_is_measured(void **state)
 	              "%ld KiB (%.1f KiB per extra tunnel), %d threads, %d fds\n", b_one, b_thr1,
 	              b_fd1, MEASURED_TUNNELS, b_many,
 	              (double)(b_many - b_one) / (MEASURED_TUNNELS - 1), b_thr, b_fd);
-	/* One thread and one socket plus one eventfd per tunnel, router side. */
+	/* One thread and one socket plus one eventfd per tunnel, router side;
+	 * give or take the admin port's connection of the last /healthz,
+	 * which may still be open in either reading. */
 	assert_int_equal(r_thr1 - r_thr0, MEASURED_TUNNELS);
-	assert_int_equal(r_fd1 - r_fd0, 2 * MEASURED_TUNNELS);
+	assert_in_range(r_fd1 - r_fd0, 2 * MEASURED_TUNNELS - 1, 2 * MEASURED_TUNNELS + 1);
 	if (!harness_sanitized()) /* a sanitizer's shadow memory dwarfs the rest */
 		assert_true(r_after - r_before < MEASURED_TUNNELS * 1024); /* under 1 MiB each */
 }

@@ -41,6 +41,7 @@
 #include "metrics.h"
 #include "pool.h"
 #include "router.h"
+#include "services.h"
 #include "tunnel.h"
 
 #define RELAXED memory_order_relaxed
@@ -224,10 +225,14 @@ request_record_tunnel(struct request_record *rec, int tunnel_id,
 	rec->service = service;
 }
 
-/* A status line went out; by_router when the router made the answer. */
+/* A status line went out; by_router when the router made the answer.
+ * An answer to bytes the parser refused before a request began (no
+ * method at all) opens the record here. */
 void
 request_record_answer(struct request_record *rec, int status, bool by_router)
 {
+	if (!rec->open)
+		request_record_begin(rec);
 	rec->status = status;
 	rec->by_router = by_router;
 }
@@ -344,6 +349,36 @@ metrics_service_sample(struct metrics_text *t, const char *name, const char *ser
 	metrics_text_printf(t, "\"%s} %llu\n", extra ? extra : "", (unsigned long long)value);
 }
 
+/* One service as the renderer sees it: its name, counters and pool. */
+struct metrics_entry {
+	const char *name;
+	struct metrics_service *m;
+	struct pool *pool;
+};
+
+/* Lists the default pool and every named service into a new array
+ * (services are never freed while the router lives, so the pointers stay
+ * valid). Takes the services' lock alone, to copy them. Returns the
+ * count, or 0 when out of memory (*out is then NULL). */
+static size_t
+metrics_entries(struct ptth_router *r, struct metrics_entry **out)
+{
+	struct services *s = &r->services;
+	size_t n = 0;
+
+	mutex_lock(&s->mu);
+	*out = malloc((s->count + 1) * sizeof **out);
+	if (*out != NULL) {
+		(*out)[n++] = (struct metrics_entry){ "", &r->metrics.fallback, &r->pool };
+		for (size_t i = 0; i < s->count; i++) {
+			struct service *svc = s->items[i];
+			(*out)[n++] = (struct metrics_entry){ svc->name, &svc->metrics, &svc->pool };
+		}
+	}
+	mutex_unlock(&s->mu);
+	return n;
+}
+
 /* What the admin thread gathers from one pool: tunnels, queued and
  * in-flight requests. Takes the pool's lock (pool_snapshot) and each
  * queue's, one at a time. */
@@ -372,40 +407,39 @@ metrics_pool_figures(struct pool *p)
 
 /* The gauges of every service: one pool each. */
 static void
-metrics_render_pools(struct ptth_router *r, struct metrics_text *t)
+metrics_render_pools(struct metrics_text *t, const struct metrics_entry *e, size_t n)
 {
-	struct pool_figures f = metrics_pool_figures(&r->pool);
-	const char *svc = r->metrics.fallback.name;
+	struct pool_figures *f = calloc(n, sizeof *f);
 
+	if (f == NULL) {
+		t->failed = true;
+		return;
+	}
+	for (size_t i = 0; i < n; i++)
+		f[i] = metrics_pool_figures(e[i].pool);
 	metrics_family(t, "ptth_tunnels", "gauge",
 	               "Tunnels able to take requests, by service (\"\" is the default pool).");
-	metrics_service_sample(t, "ptth_tunnels", svc, NULL, f.tunnels);
+	for (size_t i = 0; i < n; i++)
+		metrics_service_sample(t, "ptth_tunnels", e[i].name, NULL, f[i].tunnels);
 	metrics_family(t, "ptth_queue_depth", "gauge",
 	               "Requests waiting in tunnel queues for a stream, by service.");
-	metrics_service_sample(t, "ptth_queue_depth", svc, NULL, f.queued);
+	for (size_t i = 0; i < n; i++)
+		metrics_service_sample(t, "ptth_queue_depth", e[i].name, NULL, f[i].queued);
 	metrics_family(t, "ptth_requests_in_flight", "gauge",
 	               "Requests handed to a tunnel and not yet finished, by service.");
-	metrics_service_sample(t, "ptth_requests_in_flight", svc, NULL,
-	                       f.in_flight > 0 ? (uint64_t)f.in_flight : 0);
+	for (size_t i = 0; i < n; i++)
+		metrics_service_sample(t, "ptth_requests_in_flight", e[i].name, NULL,
+		                       f[i].in_flight > 0 ? (uint64_t)f[i].in_flight : 0);
+	free(f);
 }
 
-/* requests_total, bytes and the duration histogram of one service. */
+/* One service's duration histogram: cumulative buckets, sum, count. */
 static void
-metrics_render_requests(struct metrics_text *t, struct metrics_service *s)
+metrics_render_histogram(struct metrics_text *t, struct metrics_service *s)
 {
 	char extra[64];
 	uint64_t cumulative = 0;
 
-	metrics_family(t, "ptth_requests_total", "counter",
-	               "Requests answered (or ended unanswered: class \"other\"), by service "
-	               "and status class.");
-	for (int i = 0; i < METRICS_CLASSES; i++) {
-		snprintf(extra, sizeof extra, ",class=\"%s\"", metrics_class_names[i]);
-		metrics_service_sample(t, "ptth_requests_total", s->name, extra,
-		                       load(&s->requests[i]));
-	}
-	metrics_family(t, "ptth_request_duration_seconds", "histogram",
-	               "From a request's first byte to the end of its response.");
 	for (int i = 0; i <= METRICS_DURATION_BUCKETS; i++) {
 		cumulative += load(&s->duration[i]);
 		if (i < METRICS_DURATION_BUCKETS)
@@ -420,14 +454,38 @@ metrics_render_requests(struct metrics_text *t, struct metrics_service *s)
 	metrics_text_printf(t, "\"} %.6f\n", (double)load(&s->duration_us) / 1e6);
 	metrics_service_sample(t, "ptth_request_duration_seconds_count", s->name, NULL,
 	                       cumulative);
+}
+
+/* requests_total, the duration histogram and bytes, of every service. */
+static void
+metrics_render_requests(struct metrics_text *t, const struct metrics_entry *e, size_t n)
+{
+	char extra[64];
+
+	metrics_family(t, "ptth_requests_total", "counter",
+	               "Requests answered (or ended unanswered: class \"other\"), by service "
+	               "and status class.");
+	for (size_t k = 0; k < n; k++) {
+		for (int i = 0; i < METRICS_CLASSES; i++) {
+			snprintf(extra, sizeof extra, ",class=\"%s\"", metrics_class_names[i]);
+			metrics_service_sample(t, "ptth_requests_total", e[k].name, extra,
+			                       load(&e[k].m->requests[i]));
+		}
+	}
+	metrics_family(t, "ptth_request_duration_seconds", "histogram",
+	               "From a request's first byte to the end of its response.");
+	for (size_t k = 0; k < n; k++)
+		metrics_render_histogram(t, e[k].m);
 	metrics_family(t, "ptth_request_body_bytes_total", "counter",
 	               "Request body bytes received from users, by service.");
-	metrics_service_sample(t, "ptth_request_body_bytes_total", s->name, NULL,
-	                       load(&s->request_bytes));
+	for (size_t k = 0; k < n; k++)
+		metrics_service_sample(t, "ptth_request_body_bytes_total", e[k].name, NULL,
+		                       load(&e[k].m->request_bytes));
 	metrics_family(t, "ptth_response_bytes_total", "counter",
 	               "Bytes written to users (status line, fields and body), by service.");
-	metrics_service_sample(t, "ptth_response_bytes_total", s->name, NULL,
-	                       load(&s->response_bytes));
+	for (size_t k = 0; k < n; k++)
+		metrics_service_sample(t, "ptth_response_bytes_total", e[k].name, NULL,
+		                       load(&e[k].m->response_bytes));
 }
 
 /* A gauge or counter without labels. */
@@ -505,10 +563,16 @@ metrics_render_events(struct ptth_router *r, struct metrics_text *t)
 int
 metrics_render(struct ptth_router *r, struct metrics_text *out)
 {
-	metrics_render_pools(r, out);
-	metrics_render_requests(out, &r->metrics.fallback);
+	struct metrics_entry *e;
+	size_t n = metrics_entries(r, &e);
+
+	if (n == 0)
+		return -ENOMEM;
+	metrics_render_pools(out, e, n);
+	metrics_render_requests(out, e, n);
 	metrics_render_events(r, out);
 	metrics_render_threads(r, out);
+	free(e);
 	return out->failed ? -ENOMEM : 0;
 }
 
@@ -540,17 +604,18 @@ metrics_render_tunnel(struct metrics_text *t, struct tunnel *tun, const char *se
 }
 
 /* Builds the JSON list of live tunnels into out. Admin thread; walks a
- * snapshot of each pool, taken under the pool's lock. Returns 0 or -ENOMEM. */
+ * snapshot of every pool (services_snapshot(), each pool's lock in
+ * turn). Returns 0 or -ENOMEM. */
 int
 metrics_render_tunnels(struct ptth_router *r, struct metrics_text *out)
 {
 	struct tunnel **ts;
-	size_t n = pool_snapshot(&r->pool, &ts);
+	size_t n = services_snapshot(&r->services, &ts);
 	long long now = now_ms();
 
 	metrics_text_printf(out, "[");
 	for (size_t i = 0; i < n; i++) {
-		metrics_render_tunnel(out, ts[i], r->metrics.fallback.name, now, i == 0);
+		metrics_render_tunnel(out, ts[i], ts[i]->service_name, now, i == 0);
 		tunnel_unref(ts[i]);
 	}
 	free(ts);

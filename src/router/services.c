@@ -92,8 +92,17 @@ services_add_locked(struct services *s, const char *name)
 		return NULL;
 	strncpy(svc->name, name, sizeof svc->name - 1);
 	pool_init(&svc->pool, s->balance);
+	metrics_service_init(&svc->metrics, svc->name);
 	s->items[s->count++] = svc;
 	return svc;
+}
+
+/* The service whose pool p is: p must be a named service's pool, as
+ * services_route() returns (never the default pool). */
+struct service *
+services_pool_service(struct pool *p)
+{
+	return (struct service *)(void *)((char *)p - offsetof(struct service, pool));
 }
 
 /* The service called name (a valid service name), created when create

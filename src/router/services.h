@@ -8,6 +8,7 @@
 #include <stddef.h>
 
 #include "handshake.h"
+#include "metrics.h"
 #include "pool.h"
 
 #define SERVICES_MAX 1024   /* named services a router keeps pools for */
@@ -19,6 +20,7 @@ struct tunnel;
 struct service {
 	char name[HANDSHAKE_SERVICE_MAX + 1];  /* set at creation, read-only */
 	struct pool pool;                      /* its tunnels, with its own lock */
+	struct metrics_service metrics;        /* its counters: atomics, no lock */
 	/* guarded by the services' mu: */
 	bool listed;                           /* named in the tokens file */
 	size_t tunnels;                        /* tunnels joined and not yet left */
@@ -42,6 +44,7 @@ void services_init(struct services *s, struct pool *fallback, int balance);
 void services_destroy(struct services *s);
 struct service *services_get(struct services *s, const char *name, bool create);
 struct pool *services_route(struct services *s, const char *name);
+struct service *services_pool_service(struct pool *p);
 void services_set_listed(struct services *s, const struct tokens *t);
 void services_joined(struct services *s, struct service *svc);
 void services_left(struct services *s, struct service *svc);

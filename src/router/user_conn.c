@@ -410,7 +410,8 @@ user_conn_submit(struct user_conn *c, struct exchange *ex, const struct tunnel *
 		if (rc == 0) {
 			atomic_fetch_add(&t->in_flight, 1);
 			c->req.tunnel = t;
-			request_record_tunnel(&c->rec, t->id, NULL); /* the default pool's */
+			request_record_tunnel(&c->rec, t->id,
+			                      t->service ? &t->service->metrics : NULL);
 			return 0;
 		}
 		tunnel_unref(t);
@@ -537,6 +538,8 @@ user_conn_route(struct user_conn *c, const struct http1_head *head)
 	if (p == NULL)
 		c->req.service[0] = '\0';
 	c->req.pool = p ? p : &c->r->pool;
+	/* Counted in its service even if no tunnel takes it (a 503). */
+	request_record_tunnel(&c->rec, 0, p ? &services_pool_service(p)->metrics : NULL);
 }
 
 /* The 503 text when no tunnel took the request (rc from user_conn_submit). */
