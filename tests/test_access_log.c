@@ -326,9 +326,9 @@ programs_start(struct programs *p, const char *log_arg)
 		return -1;
 	if (observe_read_until(p->out_fd, p->out, sizeof p->out, "\n", 3, WAIT_MS) < 0)
 		return -1;
-	admin_port = observe_number_after(p->out, "metrics on http://localhost:");
-	tunnel_port = observe_number_after(p->out, "tcp://localhost:");
-	p->http_port = observe_number_after(p->out, "http://localhost:");
+	admin_port = observe_number_after(p->out, "metrics on http://127.0.0.1:");
+	tunnel_port = observe_number_after(p->out, "tcp://127.0.0.1:");
+	p->http_port = observe_number_after(p->out, "http://127.0.0.1:");
 	snprintf(addr, sizeof addr, "127.0.0.1:%d", tunnel_port);
 	const char *bargs[] = { "--router", addr, "--quiet", NULL };
 	p->backend = harness_spawn("backend", bargs);

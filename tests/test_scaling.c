@@ -274,9 +274,9 @@ router_proc_start(struct router_proc *rp, int http, int tunnel, int admin)
 		return (int)rp->pid;
 	if (observe_read_until(rp->out_fd, out, sizeof out, "\n", 3, WAIT_MS) < 0)
 		return -EPROTO;
-	rp->tunnel = observe_number_after(out, "tcp://localhost:");
-	rp->http = observe_number_after(out, "http://localhost:");
-	rp->admin = observe_number_after(out, "metrics on http://localhost:");
+	rp->tunnel = observe_number_after(out, "tcp://127.0.0.1:");
+	rp->http = observe_number_after(out, "http://127.0.0.1:");
+	rp->admin = observe_number_after(out, "metrics on http://127.0.0.1:");
 	return rp->admin > 0 ? 0 : -EPROTO;
 }
 

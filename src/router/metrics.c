@@ -130,21 +130,28 @@ metrics_count_connection(struct metrics *m)
 	atomic_fetch_add_explicit(&m->connections, 1, RELAXED);
 }
 
-/* Tunnel thread: its tunnel joined the pool. */
+/* Tunnel thread: its tunnel joined its pool (the backend's SETTINGS came). */
 void
 metrics_tunnel_added(struct metrics *m, struct tunnel_stats *ts, long long now)
 {
+	ts->counted = true;
 	atomic_store_explicit(&ts->started_ms, now, RELAXED);
 	atomic_fetch_add_explicit(&m->tunnels_added, 1, RELAXED);
 }
 
-/* Tunnel thread: its tunnel left, for the reason tunnel_run() gave;
+/* Tunnel thread: its tunnel ended, for the reason tunnel_run() gave;
  * goaway says the backend had sent GOAWAY (it then usually ends as
- * "session finished", once its streams are done). */
+ * "session finished", once its streams are done). A tunnel that never
+ * joined its pool (no SETTINGS came) was not counted as added, and is
+ * not counted as removed either. */
 void
-metrics_tunnel_removed(struct metrics *m, const char *reason, bool goaway)
+metrics_tunnel_removed(struct metrics *m, struct tunnel_stats *ts, const char *reason,
+                       bool goaway)
 {
 	enum metrics_removal why = METRICS_REMOVED_ERROR;
+
+	if (!ts->counted)
+		return;
 
 	if (strcmp(reason, "router stopping") == 0)
 		why = METRICS_REMOVED_STOPPING;

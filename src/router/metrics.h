@@ -63,6 +63,7 @@ struct tunnel_stats {
 	atomic_uint_fast64_t requests;          /* streams opened so far */
 	atomic_uint_fast64_t bytes_in, bytes_out; /* on the tunnel socket */
 	atomic_uint open_streams;
+	bool counted;                           /* tunnel thread only: counted as added */
 };
 
 /* One request as the router saw it, filled in by its user thread and
@@ -94,7 +95,8 @@ void metrics_count_request(struct metrics *m, const struct request_record *rec,
 void metrics_count_retry(struct metrics *m);
 void metrics_count_connection(struct metrics *m);
 void metrics_tunnel_added(struct metrics *m, struct tunnel_stats *ts, long long now);
-void metrics_tunnel_removed(struct metrics *m, const char *reason, bool goaway);
+void metrics_tunnel_removed(struct metrics *m, struct tunnel_stats *ts, const char *reason,
+                            bool goaway);
 void metrics_tunnel_publish(struct tunnel_stats *ts, uint64_t requests,
                             uint64_t bytes_in, uint64_t bytes_out, unsigned open_streams);
 

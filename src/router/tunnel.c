@@ -799,7 +799,7 @@ tunnel_thread_main(void *arg)
 		/* Listed, so that the router can stop it; picked only once the
 		 * backend's SETTINGS arrive (tunnel_on_settings). */
 		reason = tunnel_run(&tt);
-		metrics_tunnel_removed(&r->metrics, reason, tt.goaway);
+		metrics_tunnel_removed(&r->metrics, &t->stats, reason, tt.goaway);
 	}
 	tunnel_leave_pool(&tt);
 	inbox_close(&t->inbox);
