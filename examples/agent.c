@@ -10,8 +10,11 @@
  *          library's threads and each request on a "ptth-handler" thread,
  *          which runs the whole HTTP/1.1 exchange with the local server;
  *          each WebSocket adds a "ptth-ws-relay" thread (agent/upgrade.c).
+ *          --router may be given several times: the agent then holds
+ *          --tunnels tunnels to each router, redials each on its own, and
+ *          drains from all of them on SIGTERM.
  * Locks:   none here; the forwarder's pool has its own.
- * Interface: bin/agent --to HOST:PORT [--router HOST:PORT] [--service NAME
+ * Interface: bin/agent --to HOST:PORT [--router HOST:PORT]... [--service NAME
  *          --token-file FILE] [--tunnels N] [--timeout-ms MS] [--max-idle N]
  *          [--backoff-max-ms MS] [--trace] [--quiet]
  * Tutorial: "Putting an existing app behind the router".
@@ -37,12 +40,13 @@ usage(FILE *out)
 	        "Serves every request that reaches the router through its tunnels by\n"
 	        "forwarding it over HTTP/1.1 to the server at --to, and its answer back.\n"
 	        "  --to HOST:PORT       the HTTP/1.1 server to expose (required)\n"
-	        "  --router HOST:PORT   the router's tunnel address (default localhost:8887)\n"
+	        "  --router HOST:PORT   a router's tunnel address (default localhost:8887);\n"
+	        "                       repeat it to serve several routers at once\n"
 	        "  --service NAME       introduce each tunnel with the PTTH handshake, serving\n"
 	        "                       the service NAME (a DNS-style name; default: raw tunnels)\n"
 	        "  --token-file FILE    send the bearer token on FILE's first line in the\n"
 	        "                       handshake (never on the command line, where ps shows it)\n"
-	        "  --tunnels N          tunnel connections held at once (default 1)\n"
+	        "  --tunnels N          tunnel connections held to each router (default 1)\n"
 	        "  --timeout-ms MS      time to connect to --to (else 502), and its longest\n"
 	        "                       silence (else 504, or a cut body) (default 30000)\n"
 	        "  --max-idle N         idle keep-alive connections kept to --to (default 16)\n"
@@ -94,6 +98,10 @@ read_token_file(const char *path)
 	return start;
 }
 
+#define MAX_ROUTERS 1024
+
+static const char *routers[MAX_ROUTERS]; /* every --router, in order */
+
 static void
 parse_flags(int argc, char **argv, struct ptth_backend_options *opts,
             struct forward_options *fopts)
@@ -121,7 +129,15 @@ parse_flags(int argc, char **argv, struct ptth_backend_options *opts,
 		const char *flag = longopts[idx].name;
 		switch (ch) {
 		case TO: fopts->to = optarg; break;
-		case ROUTER: opts->router_addr = optarg; break;
+		case ROUTER:
+			if (opts->router_count == MAX_ROUTERS) {
+				fprintf(stderr, "agent: at most %d --router flags\n", MAX_ROUTERS);
+				exit(2);
+			}
+			routers[opts->router_count++] = optarg;
+			opts->router_addrs = routers;
+			opts->router_addr = routers[0];
+			break;
 		case SERVICE: opts->service = optarg; break;
 		case TOKEN_FILE: opts->token = read_token_file(optarg); break;
 		case TUNNELS: opts->tunnels = parse_number(flag, optarg); break;
@@ -231,7 +247,9 @@ main(int argc, char **argv)
 		status = 2;
 		goto out_backend;
 	}
-	fprintf(stderr, "Dialing the router at %s for http://%s\n", opts.router_addr, fopts.to);
+	for (int i = 0; i < (opts.router_count > 0 ? opts.router_count : 1); i++)
+		fprintf(stderr, "Dialing the router at %s for http://%s\n",
+		        opts.router_count > 0 ? routers[i] : opts.router_addr, fopts.to);
 	rc = b ? ptth_backend_start(b) : -ENOMEM;
 	if (rc < 0) {
 		fprintf(stderr, "agent: cannot reach the router at %s: %s\n", opts.router_addr,

@@ -8,7 +8,8 @@
  * What is proved here:
  *   - a backend with router_addrs holds `tunnels` tunnels to each router,
  *     redials a router that went away on its own while the others keep
- *     serving, and drains from all of them when stopped;
+ *     serving, and drains from all of them when stopped; bin/agent with
+ *     two --router serves through both;
  *   - under steady load through HAProxy, stopping one router gracefully
  *     (SIGTERM) loses no request, and traffic comes back to it once it
  *     is started again;
@@ -246,6 +247,64 @@ test_scaling_single_router_addr_still_works(void **state)
 	ptth_backend_free(b);
 	harness_router_free(&hr);
 	ptth_mux_free(mux);
+}
+
+/* bin/agent takes --router more than once too: one agent in front of
+ * python3's http.server, dialling two routers, serves through both, and
+ * drains from both on SIGTERM. */
+static void
+test_scaling_agent_serves_every_router(void **state)
+{
+	char dir[] = "/tmp/ptth-agent-XXXXXX", file[64], to[32], a1[32], a2[32], out[512];
+	char url[128], body[64];
+	struct harness_router r1, r2;
+	pid_t python, agent;
+	int py_fd, py_port, status = -1;
+	long code = 0;
+	FILE *f;
+
+	(void)state;
+	assert_non_null(mkdtemp(dir));
+	snprintf(file, sizeof file, "%s/hello.txt", dir);
+	f = fopen(file, "w");
+	assert_non_null(f);
+	fputs("hello\n", f);
+	fclose(f);
+	const char *pargs[] = { "-u", "-m", "http.server", "0", "--bind", "127.0.0.1",
+	                        "--directory", dir, NULL };
+	python = observe_spawn_path("/usr/bin/python3", pargs, STDOUT_FILENO, &py_fd);
+	assert_true(python > 0);
+	assert_int_equal(observe_read_until(py_fd, out, sizeof out, "\n", 1, WAIT_MS), 0);
+	py_port = observe_number_after(out, " port ");
+	assert_true(py_port > 0);
+	assert_int_equal(router_start_at(&r1, 0), 0);
+	assert_int_equal(router_start_at(&r2, 0), 0);
+	snprintf(to, sizeof to, "127.0.0.1:%d", py_port);
+	snprintf(a1, sizeof a1, "127.0.0.1:%d", r1.tunnel_port);
+	snprintf(a2, sizeof a2, "127.0.0.1:%d", r2.tunnel_port);
+	const char *aargs[] = { "--to", to, "--router", a1, "--router", a2, "--quiet", NULL };
+	agent = harness_spawn("agent", aargs);
+	assert_true(agent > 0);
+	assert_int_equal(ptth_router_wait_tunnels(r1.router, 1, WAIT_MS), 0);
+	assert_int_equal(ptth_router_wait_tunnels(r2.router, 1, WAIT_MS), 0);
+	harness_url(&r1, "/hello.txt", url, sizeof url);
+	assert_int_equal(http_get(url, &code, body, sizeof body, NULL), CURLE_OK);
+	assert_int_equal(code, 200);
+	assert_string_equal(body, "hello\n");
+	harness_url(&r2, "/hello.txt", url, sizeof url);
+	assert_int_equal(http_get(url, &code, body, sizeof body, NULL), CURLE_OK);
+	assert_int_equal(code, 200);
+	kill(agent, SIGTERM);
+	assert_int_equal(observe_wait_exit(agent, WAIT_MS, &status), 0);
+	assert_true(WIFEXITED(status) && WEXITSTATUS(status) == 0);
+	assert_int_equal(ptth_router_wait_tunnels_at_most(r1.router, 0, WAIT_MS), 0);
+	assert_int_equal(ptth_router_wait_tunnels_at_most(r2.router, 0, WAIT_MS), 0);
+	harness_kill(python, SIGTERM);
+	close(py_fd);
+	harness_router_free(&r1);
+	harness_router_free(&r2);
+	unlink(file);
+	rmdir(dir);
 }
 
 /* ---------------------------------------------------------------------
@@ -710,6 +769,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_scaling_backend_serves_every_router_and_redials_each),
 		cmocka_unit_test(test_scaling_single_router_addr_still_works),
+		cmocka_unit_test(test_scaling_agent_serves_every_router),
 		cmocka_unit_test(test_scaling_haproxy_survives_a_router_stop_and_a_backend_kill),
 		cmocka_unit_test(test_scaling_cost_of_a_tunnel_is_measured),
 	};
