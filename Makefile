@@ -11,7 +11,10 @@
 #   make fuzz-seeds      re-record the seed corpora in fuzz/corpus/
 #   make coverage        line and branch coverage of src/ (build/coverage/)
 #   make lint            cppcheck and clang-tidy over src/ and include/
-#   make bench           benchmarks next to nghttpx -> nghttpd (bench/results/)
+#   make bench           benchmarks next to HAProxy, nghttpx and the Go original
+#                        (bench/results/, BENCH_* variables: see bench/run.sh)
+#   make bench-cost      only the cost per request (instructions, syscalls,
+#                        context switches), which the machine's load does not move
 #   make attack          availability under three attacks (docs/HARDENING.md)
 #   make demo            router, backend and user talking on localhost
 #   make docs            TUTORIAL.md's excerpts and outputs, docs/*.svg
@@ -163,7 +166,7 @@ wrap_flags = $(addprefix -Wl$(comma)--wrap=,\
 	docs docs-deps \
 	install uninstall clean build-deps test-deps valgrind-deps FORCE \
 	fuzz fuzz-smoke fuzz-seeds fuzz-deps coverage coverage-deps lint lint-deps \
-	bench bench-deps attack
+	bench bench-cost bench-deps attack
 
 all: lib examples
 
@@ -310,18 +313,24 @@ docs: $(EXAMPLES) | docs-deps
 	@PTTH_BIN_DIR='$(abspath $(BIN))' python3 scripts/render-tutorial.py --outputs
 	@bash scripts/render-pictures.sh
 
-# Benchmarks next to nghttpx -> nghttpd; the table and chart land in
-# bench/results/, see docs/PERFORMANCE.md. The normal build only: a
-# sanitizer build would measure the sanitizer.
-BENCH_PACKAGES := wrk nghttp2-client nghttp2-proxy nghttp2-server gnuplot-nox \
-	valgrind strace curl iproute2
+# Benchmarks next to HAProxy, nghttpx (each -> nghttpd) and the Go
+# original; the tables and chart land in bench/results/, see
+# docs/PERFORMANCE.md. The normal build only: a sanitizer build would
+# measure the sanitizer. bench-cost runs part 5 alone, for before/after
+# comparisons on a busy machine.
+BENCH_PACKAGES := wrk nghttp2-client nghttp2-proxy nghttp2-server haproxy gnuplot-nox \
+	valgrind strace curl iproute2 linux-perf
 
 bench-deps: | build-deps
 	@bash scripts/need-packages.sh $(BENCH_PACKAGES)
 
-bench: all | bench-deps
+bench: all $(GO_PEERS) | bench-deps
 	@test -z '$(SAN)' || { echo 'bench: run it without SAN=' >&2; exit 1; }
-	@bash bench/run.sh $(BIN)
+	@bash bench/run.sh $(BIN) $(GO_BIN)
+
+bench-cost: all | bench-deps
+	@test -z '$(SAN)' || { echo 'bench-cost: run it without SAN=' >&2; exit 1; }
+	@BENCH_PARTS=cost bash bench/run.sh $(BIN) $(GO_BIN)
 
 # Availability under attack: bench/attack.sh runs fresh routers, with the
 # flags it names, against never-reading users, slow uploaders and

@@ -1,49 +1,69 @@
 #!/usr/bin/env bash
 # run.sh -- the benchmarks behind `make bench`: the router measured next to
-# a reference proxy (nghttpx in front of nghttpd), all on 127.0.0.1.
+# three other HTTP/1.1-to-HTTP/2 proxies, all on 127.0.0.1.
 #
-# Usage: bench/run.sh [BINDIR]          (BINDIR defaults to bin)
+# Usage: bench/run.sh [BINDIR [GOBINDIR]]   (defaults: bin, build/go)
 #
 # Parts, each bounded in time (`timeout` around every load generator):
-#   1. throughput/latency: wrk -t2 -c50, GET /foo (3-byte body), against
-#      router + one backend (--quiet --delay-ms 0), then against nghttpx
-#      (--workers=1, its default, and --workers=nproc, the cores the router
-#      may use) -> nghttpd --no-tls serving a file "foo" holding "bar";
-#      then the sweep for the chart: 1, 10, 50, 200 connections, both sides;
+#   1. throughput/latency: wrk -t2 at 10, 50 and 200 connections, GET /foo
+#      (3-byte body), against four systems started side by side and
+#      measured in alternating rounds, the best round of each kept:
+#        ptth     bin/router + one bin/backend (--quiet, --delay-ms 0);
+#        go       the original Go router re-created in tests/compat
+#                 (GOBINDIR/gorouter) + the same bin/backend;
+#        haproxy  HAProxy, one thread (nbthread 1), HTTP/1.1 in, HTTP/2
+#                 (proto h2, prior knowledge) out -> nghttpd;
+#        nghttpx  nghttpx --workers=1 -> nghttpd;
+#      nghttpd --no-tls serves a file "foo" holding "bar". The ratios of
+#      ptth to each land in one table, the curves in a chart;
 #   2. multiplexing: 100 simultaneous GET /sleep?ms=10 (h2load --h1 -c100),
 #      cold and warm, and the number of TCP connections to the tunnel port;
 #   3. streaming: 1 GiB GET /bytes and 1 GiB POST /echo through the router,
 #      MB/s, and the peak RSS (VmHWM) of router and backend;
-#   4. scale: wrk -c1000 keep-alive users against 4 backends, errors, peak
-#      RSS and peak thread count of the router; the same wrk against nghttpx;
+#   4. scale: wrk with BENCH_SCALE_USERS keep-alive users against 4
+#      backends, errors, peak RSS, threads and fds of the router; the same
+#      wrk against nghttpx -> nghttpd. The open-file limit is raised to the
+#      hard limit first (each user costs wrk one fd and the router one);
 #   5. cost per request, for router and backend and for nghttpx and nghttpd:
 #      instructions (valgrind --tool=callgrind, a run without requests
 #      subtracted), syscalls (strace -c -f, one and ten connections, also
 #      less a run without requests) and, where perf's software counters work,
-#      context switches and CPU time.
+#      context switches and CPU time. These do not move with the machine's
+#      load: compare changes with them (`make bench-cost` runs this part).
 # Every part starts fresh processes, so peaks belong to that part alone.
 #
-# Output: one Markdown table on stdout, also written to $out/results.md;
-# the sweep to $out/sweep.dat, drawn by bench/chart.sh as $out/throughput.png;
-# raw tool output under $out/raw/. Every process started here is stopped
-# on exit, whatever the exit path (trap). Ports: the router binds port 0
-# and prints what it got; nghttpx and nghttpd get free ports found by
-# binding 127.0.0.1:0.
+# Output: Markdown tables on stdout, also written to $out/results.md; the
+# part-1 curves to $out/sweep.dat, drawn by bench/chart.sh as
+# $out/throughput.png; raw tool output under $out/raw/. Every process
+# started here is stopped on exit, whatever the exit path (trap). Ports:
+# the routers bind port 0 and print what they got; HAProxy, nghttpx and
+# nghttpd get free ports found by binding 127.0.0.1:0.
 #
-# Environment (defaults in brackets): BENCH_SECONDS [10] length of the wrk
-# runs of parts 1 and 4; BENCH_ROUNDS [2] rounds of part 1, alternating
-# router and references, the best round of each reported;
-# BENCH_SWEEP_SECONDS [5] per point of the sweep;
-# BENCH_STREAM_BYTES [1073741824]; BENCH_COST_REQUESTS [2000] requests under
-# callgrind; BENCH_SYSCALL_REQUESTS [1000] under strace; BENCH_OUT
-# [bench/results].
+# Environment (defaults in brackets): BENCH_PARTS ["throughput multiplex
+# stream scale cost"] the parts to run; BENCH_SYSTEMS ["ptth go haproxy
+# nghttpx"] part 1's columns (missing programs are skipped);
+# BENCH_CONNS ["10 50 200"]; BENCH_SECONDS [4] per wrk run of part 1;
+# BENCH_ROUNDS [2] rounds of part 1; BENCH_SCALE_USERS [10000];
+# BENCH_SCALE_SECONDS [10]; BENCH_SCALE_REF [1] also load nghttpx in part
+# 4; BENCH_STREAM_BYTES [1073741824]; BENCH_COST_REQUESTS [2000] requests
+# under callgrind; BENCH_SYSCALL_REQUESTS [1000] under strace;
+# BENCH_PERF_REQUESTS [10000] under perf; BENCH_COST_REF [1] measure
+# nghttpx and nghttpd in part 5 too; BENCH_OUT [bench/results].
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
 bindir=${1:-bin}
-seconds=${BENCH_SECONDS:-10}
+gobindir=${2:-build/go}
+parts=${BENCH_PARTS:-throughput multiplex stream scale cost}
+systems=${BENCH_SYSTEMS:-ptth go haproxy nghttpx}
+read -r -a conns_list <<<"${BENCH_CONNS:-10 50 200}"
+seconds=${BENCH_SECONDS:-4}
 rounds=${BENCH_ROUNDS:-2}
-sweep_seconds=${BENCH_SWEEP_SECONDS:-5}
+scale_users=${BENCH_SCALE_USERS:-10000}
+scale_seconds=${BENCH_SCALE_SECONDS:-10}
+scale_ref=${BENCH_SCALE_REF:-1}
+perf_requests=${BENCH_PERF_REQUESTS:-10000}
+cost_ref=${BENCH_COST_REF:-1}
 stream_bytes=${BENCH_STREAM_BYTES:-1073741824}
 cost_requests=${BENCH_COST_REQUESTS:-2000}
 syscall_requests=${BENCH_SYSCALL_REQUESTS:-1000}
@@ -151,6 +171,8 @@ wait_until()
 	return 1
 }
 
+router_extra=()   # more flags for the next start_router
+
 # start_router NAME [LAUNCHER...]: starts bin/router (under LAUNCHER, such
 # as valgrind, if given) on ports chosen by the kernel. Sets router_pid
 # (the launcher's pid), http_port, tunnel_port; its log is $raw/NAME.log.
@@ -160,7 +182,7 @@ start_router()
 	shift
 	router_log=$raw/$name.log
 	"$@" "$bindir/router" --quiet --http 127.0.0.1:0 --tunnels 127.0.0.1:0 \
-		--drain-timeout-ms 2000 >"$work/$name.out" 2>"$router_log" &
+		--drain-timeout-ms 2000 "${router_extra[@]}" >"$work/$name.out" 2>"$router_log" &
 	router_pid=$!
 	started+=("$router_pid")
 	if ! wait_until 30 grep -qs 'HTTP traffic' "$work/$name.out"; then
@@ -408,30 +430,103 @@ nghttpx_worker_pid()
 }
 
 # ---------------------------------------------------------------------
-# Part 1: throughput and latency, and the sweep for the chart.
+# The other proxies of part 1: HAProxy and the Go original.
 
-sweep_conns=(1 10 50 200)
-declare -A sweep_rps sweep_p99    # key: "router C" or "ref C"
-declare -A best_rps best_p50 best_p99 all_rps errors  # key: router, n1, n2...
-declare -A ref_url
-ref_workers=()
-
-# main_ref: the reference the ratio is taken against: nghttpx with as many
-# workers as the machine has cores, since the router's threads may use
-# them all.
-main_ref()
+# start_haproxy NAME: HAProxy with one thread, HTTP/1.1 on a free port,
+# HTTP/2 with prior knowledge (proto h2) to nghttpd on nd_port. With
+# http-reuse always, every request shares one backend connection, as
+# the router's share one tunnel and nghttpx's one connection per worker.
+# No log lines, as the router runs --quiet. Sets hx_pid and hx_url.
+start_haproxy()
 {
-	((${#ref_workers[@]} > 0)) && echo "${ref_workers[${#ref_workers[@]} - 1]}"
-	return 0
+	local name=$1 port cfg=$work/$1.cfg
+	port=$(free_port)
+	cat >"$cfg" <<CFG
+global
+	nbthread 1
+	maxconn 4000
+defaults
+	mode http
+	timeout connect 5s
+	timeout client 30s
+	timeout server 30s
+	http-reuse always
+frontend front
+	bind 127.0.0.1:$port
+	default_backend back
+backend back
+	server nghttpd 127.0.0.1:$nd_port proto h2
+CFG
+	haproxy -db -f "$cfg" >"$raw/$name.log" 2>&1 &
+	hx_pid=$!
+	started+=("$hx_pid")
+	hx_url=http://127.0.0.1:$port
+	if ! wait_until 30 serves_bar "$hx_url/foo"; then
+		echo "bench: haproxy did not start:" >&2
+		cat "$raw/$name.log" >&2
+		return 1
+	fi
 }
 
-# measure KEY URL FILE: one wrk -t2 -c50 run; keeps the round with the
-# highest req/s as KEY's result (other jobs on the machine only ever slow
-# a run down), lists every round, and counts errors over all of them.
+have_go()
+{
+	[[ -x $gobindir/gorouter ]]
+}
+
+# start_gorouter NAME: the re-created Go router on ports chosen by the
+# kernel, and one bin/backend dialled to it. Sets go_pid, go_backend_pid
+# and go_url. Part 1 starts a fresh pair for every run: the original
+# drops its tunnel when a round trip fails, and a user that leaves with a
+# request in flight (every wrk connection at the end of a run) fails one,
+# so a second run through the same pair would find no tunnel.
+start_gorouter()
+{
+	local name=$1 out=$work/$1.out tport
+	"$gobindir/gorouter" -http 127.0.0.1:0 -tunnels 127.0.0.1:0 >"$out" 2>&1 &
+	go_pid=$!
+	started+=("$go_pid")
+	if ! wait_until 30 grep -qs '^http ' "$out"; then
+		echo "bench: gorouter did not start:" >&2
+		cat "$out" >&2
+		return 1
+	fi
+	tport=$(sed -n 's/^tunnels .*:\([0-9]*\)$/\1/p' "$out")
+	go_url=http://127.0.0.1:$(sed -n 's/^http .*:\([0-9]*\)$/\1/p' "$out")
+	"$bindir/backend" --quiet --delay-ms 0 --no-reconnect --router "127.0.0.1:$tport" \
+		2>>"$raw/$name-backend.log" &
+	go_backend_pid=$!
+	started+=("$go_backend_pid")
+	if ! wait_until 30 grep -qs 'Tunnel added' "$out"; then
+		echo "bench: bin/backend did not reach gorouter" >&2
+		return 1
+	fi
+}
+
+# ---------------------------------------------------------------------
+# Part 1: throughput and latency at 10, 50 and 200 connections, four
+# systems side by side.
+
+declare -A url_of      # system -> base URL
+declare -A best_rps best_p50 best_p99 all_rps errors  # key: "system conns"
+measured=()            # the systems part 1 could start, in column order
+declare -A label=([ptth]="ptth" [go]="Go original" [haproxy]="HAProxy -n1"
+	[nghttpx]="nghttpx -n1")
+
+# measure SYSTEM CONNS ROUND: one wrk run; keeps the round with the
+# highest req/s (other jobs on the machine only ever slow a run down),
+# lists every round, and counts errors over all of them.
 measure()
 {
-	local key=$1 url=$2 file=$3 rps p50 p99 err
-	run_wrk "$file" 50 "$seconds" "$url"
+	local key="$1 $2" file=$raw/wrk-$1-c$2-r$3.txt rps p50 p99 err
+	if [[ $1 == go ]]; then
+		start_gorouter "gorouter-c$2-r$3" || return 0
+		url_of[go]=$go_url
+	fi
+	run_wrk "$file" "$2" "$seconds" "${url_of[$1]}/foo"
+	if [[ $1 == go ]]; then
+		stop "$go_pid"
+		stop "$go_backend_pid"
+	fi
 	read -r rps p50 p99 err _ <<<"$(wrk_stats "$file")"
 	all_rps[$key]="${all_rps[$key]:+${all_rps[$key]}, }$rps"
 	errors[$key]=$((${errors[$key]:-0} + err))
@@ -440,77 +535,139 @@ measure()
 	fi
 }
 
-# sweep_point KEY C URL: one point of the chart.
-sweep_point()
+# start_systems: every system of BENCH_SYSTEMS whose programs exist; all
+# run at once and sit idle while another is measured.
+start_systems()
 {
-	local f=$raw/sweep-$1-c$2.txt rps p99
-	echo "bench:    sweep: $1, $2 connections, ${sweep_seconds}s" >&2
-	run_wrk "$f" "$2" "$sweep_seconds" "$3"
-	read -r rps _ p99 _ _ <<<"$(wrk_stats "$f")"
-	sweep_rps[$1 $2]=$rps sweep_p99[$1 $2]=$p99
+	local sys nd=0
+	for sys in $systems; do
+		case $sys in
+		ptth)
+			start_router router1 && start_backends 1 || return 1
+			url_of[ptth]=$base
+			;;
+		go)
+			have_go || { echo "bench: $gobindir/gorouter missing: no Go column" >&2; continue; }
+			;;
+		haproxy | nghttpx)
+			if ! command -v "$sys" >/dev/null || ! command -v nghttpd >/dev/null; then
+				echo "bench: $sys or nghttpd missing: no $sys column" >&2
+				continue
+			fi
+			((nd)) || { start_nghttpd nghttpd || continue; nd=1; }
+			if [[ $sys == haproxy ]]; then
+				start_haproxy haproxy || continue
+				url_of[haproxy]=$hx_url
+			else
+				start_nghttpx 1 nghttpx-n1 || continue
+				url_of[nghttpx]=$nx_url
+			fi
+			;;
+		*)
+			echo "bench: unknown system $sys" >&2
+			continue
+			;;
+		esac
+		measured+=("$sys")
+	done
 }
 
-# Router and references all run at once, idle while another is measured,
-# and the rounds alternate, so that a burst of load from elsewhere on the
+# Rounds alternate, and within a round the order of the systems turns
+# by one each time, so that a burst of load from elsewhere on the
 # machine hits one round of each rather than all the runs of one.
 part_throughput()
 {
-	local n c round ref_pids=()
-	start_router router1 || return 1
-	start_backends 1 || return 1
-	if have_reference; then
-		start_nghttpd nghttpd || return 1
-		ref_pids+=("$nd_pid")
-		ref_workers=(1)
-		((cores > 1)) && ref_workers+=("$cores")
-		for n in "${ref_workers[@]}"; do
-			start_nghttpx "$n" "nghttpx-n$n" || return 1
-			ref_url[$n]=$nx_url
-			ref_pids+=("$nx_pid")
-		done
-	else
-		echo "bench: nghttpx or nghttpd missing: no reference" >&2
-	fi
+	local round c i n sys
+	start_systems || return 1
+	n=${#measured[@]}
 	for ((round = 1; round <= rounds; round++)); do
-		echo "bench: 1. throughput, round $round of $rounds: wrk -t2 -c50 ${seconds}s each" >&2
-		measure router "$base/foo" "$raw/wrk-router-r$round.txt"
-		for n in "${ref_workers[@]}"; do
-			measure "n$n" "${ref_url[$n]}/foo" "$raw/wrk-nghttpx-n$n-r$round.txt"
+		echo "bench: 1. throughput, round $round of $rounds: wrk ${seconds}s," \
+			"${conns_list[*]} connections, ${measured[*]}" >&2
+		for c in "${conns_list[@]}"; do
+			for ((i = 0; i < n; i++)); do
+				sys=${measured[(i + round - 1) % n]}
+				measure "$sys" "$c" "$round"
+			done
 		done
-	done
-	n=$(main_ref)
-	for c in "${sweep_conns[@]}"; do
-		sweep_point router "$c" "$base/foo"
-		[[ -n $n ]] && sweep_point ref "$c" "${ref_url[$n]}/foo"
 	done
 	stop_pair
-	for ((n = ${#ref_pids[@]} - 1; n >= 0; n--)); do
-		stop "${ref_pids[n]}"
+	for sys in hx_pid nx_pid nd_pid; do
+		[[ -n ${!sys:-} ]] && stop "${!sys}"
+	done
+	return 0
+}
+
+# cell SYSTEM CONNS: "req/s (p99 ms)" of the best round.
+cell()
+{
+	local k="$1 $2"
+	[[ -n ${best_rps[$k]:-} ]] || { echo "n/a"; return; }
+	echo "${best_rps[$k]} (${best_p99[$k]})$( ((${errors[$k]:-0} > 0)) && echo "; ${errors[$k]} errors")"
+}
+
+# throughput_table: one row per connection count, the systems' req/s
+# and p99 side by side, then ptth's ratio to each.
+throughput_table()
+{
+	local c sys line head sep
+	head="| connections |" sep="|---|"
+	for sys in "${measured[@]}"; do
+		head+=" ${label[$sys]} req/s (p99 ms) |" sep+="---|"
+	done
+	for sys in "${measured[@]}"; do
+		[[ $sys == ptth ]] && continue
+		head+=" ptth / ${label[$sys]} |" sep+="---|"
+	done
+	echo "$head"
+	echo "$sep"
+	for c in "${conns_list[@]}"; do
+		line="| $c |"
+		for sys in "${measured[@]}"; do
+			line+=" $(cell "$sys" "$c") |"
+		done
+		for sys in "${measured[@]}"; do
+			[[ $sys == ptth ]] && continue
+			line+=" $(ratio "${best_rps[ptth $c]:-}" "${best_rps[$sys $c]:-}") |"
+		done
+		echo "$line"
 	done
 }
 
 report_throughput()
 {
-	local main r
-	main=$(main_ref)
-	main=${main:-none}
-	row "1 throughput, GET /foo, wrk -t2 -c50 ${seconds}s, best of $rounds rounds (all rounds): req/s" \
-		"${best_rps[router]:-n/a} (${all_rps[router]:-})" \
-		"${best_rps[n$main]:-n/a} (${all_rps[n$main]:-}) nghttpx -n$main" "" ""
-	row "1 latency p50 / p99 (ms), in the best round" \
-		"${best_p50[router]:-n/a} / ${best_p99[router]:-n/a}" \
-		"${best_p50[n$main]:-n/a} / ${best_p99[n$main]:-n/a} (nghttpx -n$main)" "p99 <= 3" \
-		"$(verdict "${best_p99[router]:-}" '<=' 3)"
-	r=$(ratio "${best_rps[router]:-}" "${best_rps[n$main]:-}")
-	row "1 ratio ptth / nghttpx --workers=$main (the $main cores the router may use)" \
-		"$r" "" ">= 0.45" "$(verdict "$r" '>=' 0.45)"
-	if [[ $main != 1 && -n ${best_rps[n1]:-} ]]; then
-		r=$(ratio "${best_rps[router]:-}" "${best_rps[n1]}")
-		row "1 ratio ptth / nghttpx --workers=1 (its default); its req/s (all rounds), p50 / p99 (ms)" \
-			"$r" "${best_rps[n1]} (${all_rps[n1]}), ${best_p50[n1]} / ${best_p99[n1]}" "" ""
+	local r p99 hp99 c err=0 sys line
+	[[ -n ${best_rps[ptth 50]:-} ]] || return 0
+	r=$(ratio "${best_rps[ptth 50]}" "${best_rps[nghttpx 50]:-}")
+	row "1 ratio ptth / nghttpx -n1 at 50 connections (wrk ${seconds}s, best of $rounds rounds)" \
+		"$r" "${best_rps[nghttpx 50]:-n/a} req/s" ">= 0.6" "$(verdict "$r" '>=' 0.6)"
+	p99=${best_p99[ptth 50]}
+	row "1 ptth p50 / p99 (ms) at 50 connections, in its best round" \
+		"${best_p50[ptth 50]} / $p99" \
+		"${best_p50[nghttpx 50]:-n/a} / ${best_p99[nghttpx 50]:-n/a} (nghttpx -n1)" \
+		"p99 <= 3" "$(verdict "$p99" '<=' 3)"
+	if [[ -n ${best_rps[ptth 200]:-} ]]; then
+		r=$(ratio "${best_rps[ptth 200]}" "${best_rps[haproxy 200]:-}")
+		row "1 ratio ptth / HAProxy -n1 at 200 connections" "$r" \
+			"${best_rps[haproxy 200]:-n/a} req/s" ">= 1" "$(verdict "$r" '>=' 1)"
+		hp99=${best_p99[haproxy 200]:-}
+		r=$(ratio "${best_p99[ptth 200]}" "$hp99")
+		row "1 ptth p99 / HAProxy's at 200 connections (ms)" \
+			"$r (${best_p99[ptth 200]})" "${hp99:-n/a}" "<= 1.5" "$(verdict "$r" '<=' 1.5)"
 	fi
-	row "1 errors in all the 50-connection runs (socket + non-2xx)" "${errors[router]:-n/a}" \
-		"${errors[n$main]:-n/a} (nghttpx -n$main)" "0" "$(verdict "${errors[router]:-}" '==' 0)"
+	for c in "${conns_list[@]}"; do
+		err=$((err + ${errors[ptth $c]:-0}))
+	done
+	line=""
+	for sys in "${measured[@]}"; do
+		[[ $sys == ptth ]] && continue
+		local e=0
+		for c in "${conns_list[@]}"; do
+			e=$((e + ${errors[$sys $c]:-0}))
+		done
+		line+="${line:+, }${label[$sys]} $e"
+	done
+	row "1 errors in all part-1 runs (socket + non-2xx)" "$err" "$line" "0" \
+		"$(verdict "$err" '==' 0)"
 }
 
 # ---------------------------------------------------------------------
@@ -604,50 +761,96 @@ report_stream()
 }
 
 # ---------------------------------------------------------------------
-# Part 4: 1000 keep-alive users, 4 backends.
+# Part 4: many keep-alive users (BENCH_SCALE_USERS), 4 backends.
 
-k_rps='' k_p99='' k_err='' k_kb='' k_threads='' k_busy=''
-k_ref_rps='' k_ref_p99='' k_ref_err='' k_ref_kb='' k_ref_name=''
+k_rps='' k_p50='' k_p99='' k_err='' k_errs='' k_kb='' k_vm='' k_threads='' k_fds='' k_busy=''
+k_reqs='' k_queue='' k_ref_rps='' k_ref_p99='' k_ref_err='' k_ref_kb='' k_limit=''
 
+# sample_fds PID FILE: every 0.2 s, keeps the largest count of PID's open
+# fds in FILE. Runs in the background until PID ends.
+sample_fds()
+{
+	local pid=$1 file=$2 max=0 v
+	while alive "$pid"; do
+		v=$(find "/proc/$pid/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l)
+		((v > max)) && max=$v && echo "$max" >"$file"
+		sleep 0.2
+	done
+}
+
+# wrk_socket_errors FILE: "connect read write timeout" counts.
+wrk_socket_errors()
+{
+	awk '/Socket errors:/ { gsub(",", ""); print "connect " $4 ", read " $6 ", write " $8 ", timeout " $10 }' "$1"
+}
+
+# Each user costs wrk one fd and the router one (its socket; a user
+# connection opens an eventfd only while a request body and a response
+# move at once), so the soft limit goes up to the hard one. Every user
+# may have a request waiting at once: the tunnels' queues get room for
+# all of them (--queue-size), as --max-conns does for the connections;
+# with the default 256 the extra requests are answered 503 at once.
 part_scale()
 {
-	echo "bench: 4. scale: wrk -t2 -c1000 ${seconds}s, 4 backends" >&2
-	ulimit -n 4096 2>/dev/null || echo "bench: cannot raise ulimit -n to 4096" >&2
-	start_router router4 || return 1
+	local users=$scale_users
+	local wrk_timeout=$((scale_seconds > 5 ? scale_seconds : 5))
+	echo "bench: 4. scale: wrk -t2 -c$users ${scale_seconds}s, 4 backends" >&2
+	ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
+	k_limit=$(ulimit -n)
+	if ((k_limit < users + 200)); then
+		echo "bench: ulimit -n is $k_limit, too low for $users users" >&2
+	fi
+	k_queue=${BENCH_SCALE_QUEUE:-$users}
+	router_extra=(--max-conns $((users + 2000)) --queue-size "$k_queue")
+	start_router router4 || { router_extra=(); return 1; }
+	router_extra=()
 	start_backends 4 || return 1
 	sample_max "$router_pid" Threads "$work/threads" &
 	started+=("$!")
-	run_wrk "$raw/wrk-scale.txt" 1000 "$seconds" "$base/foo"
-	read -r k_rps _ k_p99 k_err _ <<<"$(wrk_stats "$raw/wrk-scale.txt")"
+	sample_fds "$router_pid" "$work/fds" &
+	started+=("$!")
+	timeout --kill-after=5 $((scale_seconds + 60)) \
+		wrk -t2 -c"$users" -d"${scale_seconds}s" --timeout "${wrk_timeout}s" --latency \
+		"$base/foo" >"$raw/wrk-scale.txt" 2>&1 || echo "bench: wrk failed, see $raw/wrk-scale.txt" >&2
+	read -r k_rps k_p50 k_p99 k_err k_reqs <<<"$(wrk_stats "$raw/wrk-scale.txt")"
+	k_errs=$(wrk_socket_errors "$raw/wrk-scale.txt")
 	k_kb=$(status_field "$router_pid" VmHWM)
+	k_vm=$(status_field "$router_pid" VmPeak)
 	k_threads=$(cat "$work/threads" 2>/dev/null || echo "?")
+	k_fds=$(cat "$work/fds" 2>/dev/null || echo "?")
 	stop_pair
 	k_busy=$(grep -c '503 every tunnel is busy' "$router_log" || true)
-	have_reference || return 0
-	local n
-	n=$(main_ref)
-	n=${n:-$cores}
-	echo "bench: 4. scale: nghttpx --workers=$n, wrk -t2 -c1000 ${seconds}s" >&2
+	((scale_ref)) && have_reference || return 0
+	echo "bench: 4. scale: nghttpx --workers=1, wrk -t2 -c$users ${scale_seconds}s" >&2
 	start_nghttpd scale-nghttpd || return 1
-	start_nghttpx "$n" scale-nghttpx || return 1
-	run_wrk "$raw/wrk-scale-nghttpx.txt" 1000 "$seconds" "$nx_url/foo"
+	start_nghttpx 1 scale-nghttpx || return 1
+	timeout --kill-after=5 $((scale_seconds + 60)) \
+		wrk -t2 -c"$users" -d"${scale_seconds}s" --timeout "${wrk_timeout}s" --latency \
+		"$nx_url/foo" >"$raw/wrk-scale-nghttpx.txt" 2>&1 || true
 	read -r k_ref_rps _ k_ref_p99 k_ref_err _ <<<"$(wrk_stats "$raw/wrk-scale-nghttpx.txt")"
 	k_ref_kb=$(status_field "$(nghttpx_worker_pid)" VmHWM)
-	k_ref_name="nghttpx -n$n"
 	stop "$nx_pid"
 	stop "$nd_pid"
 }
 
+# mb KB: megabytes (MiB) with one decimal, or n/a.
+mb()
+{
+	awk -v a="$1" 'BEGIN { if (a == "" || a == "?") print "n/a"; else printf "%.1f", a / 1024 }'
+}
+
 report_scale()
 {
-	local ref=${k_ref_name:-reference}
-	row "4 scale: 1000 keep-alive users, 4 backends, ${seconds}s: req/s, p99 (ms)" \
-		"$k_rps, $k_p99" "${k_ref_rps:-n/a}, ${k_ref_p99:-n/a} ($ref, 1 nghttpd)" "" ""
-	row "4 errors (socket + non-2xx); of which the router's \"503 every tunnel is busy\"" \
-		"$k_err; $k_busy" "${k_ref_err:-n/a} ($ref)" "0" "$(verdict "$k_err" '==' 0)"
-	row "4 peak RSS (MB) of the router / of nghttpx's worker; router peak threads" \
-		"$(awk -v a="$k_kb" 'BEGIN { printf "%.1f", a/1024 }'); $k_threads" \
-		"$(awk -v a="$k_ref_kb" 'BEGIN { if (a == "") print "n/a"; else printf "%.1f", a/1024 }') ($ref)" "" ""
+	local u=$scale_users
+	[[ -n $k_rps ]] || return 0
+	row "4 scale: $u keep-alive users, 4 backends, ${scale_seconds}s (--queue-size $k_queue, ulimit -n $k_limit): req/s, p50 / p99 (ms), requests" \
+		"$k_rps, $k_p50 / $k_p99, $k_reqs" "${k_ref_rps:-n/a}, p99 ${k_ref_p99:-n/a} (nghttpx -n1, 1 nghttpd)" "" ""
+	row "4 errors (socket + non-2xx); socket errors; the router's \"503 every tunnel is busy\"" \
+		"$k_err; $k_errs; $k_busy" "${k_ref_err:-n/a} (nghttpx -n1)" "0" "$(verdict "$k_err" '==' 0)"
+	row "4 router peak RSS (VmHWM MiB); nghttpx's worker's" "$(mb "$k_kb")" \
+		"$(mb "$k_ref_kb") (nghttpx -n1)" "< 256" "$(verdict "$(mb "$k_kb")" '<=' 256)"
+	row "4 router peak threads, peak open fds, peak virtual size (VmPeak MiB)" \
+		"$k_threads, $k_fds, $(mb "$k_vm")" "" "" ""
 }
 
 # ---------------------------------------------------------------------
@@ -739,13 +942,15 @@ syscall_breakdown()
 		sort -k2 -rn
 }
 
-# perf_run KIND N: context switches and CPU time of proxy and backend for
-# N requests over 10 connections. The outer perf counts the proxy, the
-# inner one the backend; the command after -- only sets how long.
+# perf_run KIND N CONNS: context switches and CPU time of proxy and
+# backend for N requests over CONNS connections. The outer perf counts
+# the proxy, the inner one the backend; the command after -- only sets
+# how long. At one connection the counts are nearly exact: each request
+# waits for the last, so nothing is batched.
 perf_run()
 {
-	local kind=$1 n=$2 ppid bpid
-	start_system "$kind" "perf-$kind" "" "" || return 1
+	local kind=$1 n=$2 c=$3 ppid bpid tag=$1-c$3
+	start_system "$kind" "perf-$tag" "" "" || return 1
 	if [[ $kind == ptth ]]; then
 		ppid=$router_pid bpid=${backend_pids[0]}
 	else
@@ -755,24 +960,24 @@ perf_run()
 	pt0=$(cpu_ticks "$ppid")
 	bt0=$(cpu_ticks "$bpid")
 	timeout --kill-after=5 120 \
-		perf stat -x, -e context-switches,task-clock -p "$ppid" -o "$raw/perf-$kind-proxy.txt" -- \
-		perf stat -x, -e context-switches,task-clock -p "$bpid" -o "$raw/perf-$kind-backend.txt" -- \
-		h2load --h1 -n"$n" -c10 "$url" >"$raw/perf-$kind-h2load.txt" 2>&1 || true
+		perf stat -x, -e context-switches,task-clock -p "$ppid" -o "$raw/perf-$tag-proxy.txt" -- \
+		perf stat -x, -e context-switches,task-clock -p "$bpid" -o "$raw/perf-$tag-backend.txt" -- \
+		h2load --h1 -n"$n" -c"$c" "$url" >"$raw/perf-$tag-h2load.txt" 2>&1 || true
 	pt1=$(cpu_ticks "$ppid")
 	bt1=$(cpu_ticks "$bpid")
 	stop_system "$kind"
 	local side t0 t1
 	for side in proxy backend; do
 		if [[ $side == proxy ]]; then t0=$pt0 t1=$pt1; else t0=$bt0 t1=$bt1; fi
-		cost[$kind-$side-perf]=$(awk -F, -v n="$n" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" '
+		cost[$kind-$side-perf$c]=$(awk -F, -v n="$n" -v t0="$t0" -v t1="$t1" -v hz="$(getconf CLK_TCK)" '
 			$3 == "context-switches" { cs = $1 }
 			$3 == "task-clock" { t = $1 }
 			END {
 				if (cs == "" || t == "") { print "n/a"; exit }
 				split(t0, a, " "); split(t1, b, " ")
-				printf "%.1f / %.0f (%.0f + %.0f)\n", cs / n, t * 1000 / n,
+				printf "%.2f / %.0f (%.0f + %.0f)\n", cs / n, t * 1000 / n,
 					(b[1] - a[1]) * 1e6 / hz / n, (b[2] - a[2]) * 1e6 / hz / n
-			}' "$raw/perf-$kind-$side.txt")
+			}' "$raw/perf-$tag-$side.txt")
 	done
 }
 
@@ -785,7 +990,7 @@ cpu_ticks()
 part_cost()
 {
 	local kind kinds=(ptth) b0 b n=$syscall_requests side c
-	have_reference && kinds+=(ref)
+	((cost_ref)) && have_reference && kinds+=(ref)
 	if command -v valgrind >/dev/null; then
 		for kind in "${kinds[@]}"; do
 			echo "bench: 5. cost: $kind under callgrind, 0 and $cost_requests requests" >&2
@@ -818,8 +1023,9 @@ part_cost()
 	fi
 	if perf stat -e context-switches true >/dev/null 2>&1; then
 		for kind in "${kinds[@]}"; do
-			echo "bench: 5. cost: $kind under perf stat, 10000 requests" >&2
-			perf_run "$kind" 10000 || true
+			echo "bench: 5. cost: $kind under perf stat, $perf_requests requests, 1 and 10 connections" >&2
+			perf_run "$kind" "$perf_requests" 1 || true
+			perf_run "$kind" "$perf_requests" 10 || true
 		done
 	fi
 }
@@ -830,30 +1036,39 @@ report_cost()
 		[ref-proxy]="nghttpx -n1" [ref-backend]="nghttpd")
 	row "5 proxy instructions per request (callgrind, h2load -c10, start-up subtracted)" \
 		"${cost[ptth-ir]:-n/a}" "${cost[ref-ir]:-n/a} (nghttpx -n1)" "" ""
-	local side
+	local side c
 	for side in proxy backend; do
 		row "5 ${name[ptth-$side]} syscalls per request (strace -f), 1 / 10 connections" \
 			"${cost[ptth-$side-sys1]:-n/a} / ${cost[ptth-$side-sys10]:-n/a}" \
 			"${cost[ref-$side-sys1]:-n/a} / ${cost[ref-$side-sys10]:-n/a} (${name[ref-$side]})" "" ""
 	done
 	for side in proxy backend; do
-		[[ -n ${cost[ptth-$side-perf]:-} ]] || continue
-		row "5 ${name[ptth-$side]} context switches / CPU µs (user + system) per request (perf, 10 connections)" \
-			"${cost[ptth-$side-perf]}" "${cost[ref-$side-perf]:-n/a} (${name[ref-$side]})" "" ""
+		for c in 1 10; do
+			[[ -n ${cost[ptth-$side-perf$c]:-} ]] || continue
+			row "5 ${name[ptth-$side]} context switches / CPU µs (user + system) per request (perf, $c connection$( ((c > 1)) && echo s))" \
+				"${cost[ptth-$side-perf$c]}" "${cost[ref-$side-perf$c]:-n/a} (${name[ref-$side]})" "" ""
+		done
 	done
 }
 
 # ---------------------------------------------------------------------
 
+# write_sweep: part 1's curves for bench/chart.sh: a "# systems:" line
+# naming the columns, then per connection count each system's req/s and
+# p99 (NaN where it has none).
 write_sweep()
 {
-	local c
+	local c sys line
 	{
-		echo "# reference: nghttpx --workers=$(main_ref) -> nghttpd"
-		echo "# conns router_rps router_p99_ms ref_rps ref_p99_ms"
-		for c in "${sweep_conns[@]}"; do
-			echo "$c ${sweep_rps[router $c]:-NaN} ${sweep_p99[router $c]:-NaN}" \
-				"${sweep_rps[ref $c]:-NaN} ${sweep_p99[ref $c]:-NaN}"
+		echo "# systems: ${measured[*]}"
+		echo "# labels: $(for sys in "${measured[@]}"; do printf '%s|' "${label[$sys]}"; done)"
+		echo "# conns, then req/s and p99 (ms) of each system"
+		for c in "${conns_list[@]}"; do
+			line=$c
+			for sys in "${measured[@]}"; do
+				line+=" ${best_rps[$sys $c]:-NaN} ${best_p99[$sys $c]:-NaN}"
+			done
+			echo "$line"
 		done
 	} >"$out/sweep.dat"
 }
@@ -879,26 +1094,42 @@ print_table()
 	done
 }
 
+# want PART: true when BENCH_PARTS names PART.
+want()
+{
+	[[ " $parts " == *" $1 "* ]]
+}
+
 load_before_run=$(cut -d' ' -f1 /proc/loadavg)
 sample_load &
 started+=("$!")
 
-part_throughput || echo "bench: part 1 failed" >&2
-part_multiplex || echo "bench: part 2 failed" >&2
-part_stream || echo "bench: part 3 failed" >&2
-part_scale || echo "bench: part 4 failed" >&2
-part_cost || echo "bench: part 5 failed" >&2
+want throughput && { part_throughput || echo "bench: part 1 failed" >&2; }
+want multiplex && { part_multiplex || echo "bench: part 2 failed" >&2; }
+want stream && { part_stream || echo "bench: part 3 failed" >&2; }
+want scale && { part_scale || echo "bench: part 4 failed" >&2; }
+want cost && { part_cost || echo "bench: part 5 failed" >&2; }
 
 report_throughput
-report_multiplex
-report_stream
+want multiplex && report_multiplex
+want stream && report_stream
 report_scale
-report_cost
-write_sweep
-if [[ -f bench/chart.sh ]] && command -v gnuplot >/dev/null; then
-	bash bench/chart.sh "$out/sweep.dat" "$out/throughput.png" ||
-		echo "bench: chart failed" >&2
+want cost && report_cost
+{
+	print_table
+	if ((${#measured[@]} > 0)); then
+		echo
+		echo "Part 1, GET /foo, wrk -t2, ${seconds}s per run, best of $rounds alternating rounds:"
+		echo
+		throughput_table
+	fi
+} | tee "$out/results.md"
+if ((${#measured[@]} > 0)); then
+	write_sweep
+	if [[ -f bench/chart.sh ]] && command -v gnuplot >/dev/null; then
+		bash bench/chart.sh "$out/sweep.dat" "$out/throughput.png" ||
+			echo "bench: chart failed" >&2
+	fi
 fi
-print_table | tee "$out/results.md"
 echo
 echo "Raw output: $raw/; chart: $out/throughput.png; syscalls: $raw/syscalls-per-request.txt"
