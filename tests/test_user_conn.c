@@ -36,6 +36,7 @@
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <dirent.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <time.h>
@@ -108,6 +109,52 @@ read_until_close(int fd, char *buf, size_t cap)
 	}
 }
 
+/* Reads from fd until what has arrived contains end. Returns the
+ * length, or -1 on an error, an EOF or READ_TIMEOUT_MS without a byte. */
+static ssize_t
+read_until(int fd, char *buf, size_t cap, const char *end)
+{
+	struct pollfd pfd = { .fd = fd, .events = POLLIN };
+	size_t len = 0;
+
+	buf[0] = '\0';
+	while (strstr(buf, end) == NULL) {
+		if (len + 1 == cap || poll(&pfd, 1, READ_TIMEOUT_MS) != 1)
+			return -1;
+		ssize_t n = recv(fd, buf + len, cap - 1 - len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n <= 0)
+			return -1;
+		len += (size_t)n;
+		buf[len] = '\0';
+	}
+	return (ssize_t)len;
+}
+
+/* How many eventfds this process holds. */
+static int
+count_eventfds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	char target[64];
+	int n = 0;
+
+	if (d == NULL)
+		return -1;
+	while ((e = readdir(d)) != NULL) {
+		ssize_t len = readlinkat(dirfd(d), e->d_name, target, sizeof target - 1);
+		if (len <= 0)
+			continue;
+		target[len] = '\0';
+		if (strcmp(target, "anon_inode:[eventfd]") == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
 static void
 test_user_conn_start_answers_503_when_no_thread_can_start(void **state)
 {
@@ -162,6 +209,41 @@ test_user_conn_start_serves_when_the_thread_starts(void **state)
 	assert_true(len > 0);
 	/* The connection's own thread parsed the request and refused it. */
 	assert_int_equal(strncmp(answer, "HTTP/1.1 400 ", 13), 0);
+}
+
+/* A keep-alive connection between requests holds its socket and nothing
+ * else: the eventfd a user thread watches while a response moves during
+ * an upload is opened only when that happens. With 10 000 users, a
+ * second fd each would not fit an open-file limit of 20 000. */
+static void
+test_user_conn_idle_connection_opens_no_eventfd(void **state)
+{
+	static const char get[] = "GET /foo HTTP/1.1\r\nHost: example\r\n\r\n";
+	struct ptth_router *r = router_new();
+	char answer[1024];
+	int fds[2], before, idle;
+
+	(void)state;
+	assert_non_null(r);
+	assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds), 0);
+	before = count_eventfds();
+	expect_function_call(__wrap_pthread_create);
+	will_return(__wrap_pthread_create, 0);
+	int rc = user_conn_start(r, fds[1]);
+	ssize_t sent = send(fds[0], get, sizeof get - 1, MSG_NOSIGNAL);
+	/* No tunnel: a 503, and the connection stays open for the next. */
+	ssize_t len = read_until(fds[0], answer, sizeof answer, "capacity\n");
+	idle = count_eventfds();
+	close(fds[0]);
+	ptth_router_free(r);
+
+	assert_int_equal(rc, 0);
+	assert_int_equal(sent, (ssize_t)sizeof get - 1);
+	assert_true(len > 0);
+	assert_int_equal(strncmp(answer, "HTTP/1.1 503 ", 13), 0);
+	assert_null(strstr(answer, "Connection: close"));
+	assert_true(before >= 0);
+	assert_int_equal(idle, before);
 }
 
 /* A helper thread of the test (started with __real_pthread_create, so
@@ -244,6 +326,7 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_user_conn_start_answers_503_when_no_thread_can_start),
 		cmocka_unit_test(test_user_conn_start_serves_when_the_thread_starts),
+		cmocka_unit_test(test_user_conn_idle_connection_opens_no_eventfd),
 		cmocka_unit_test(test_user_conn_start_refusal_does_not_wait_for_a_user_who_never_reads),
 	};
 

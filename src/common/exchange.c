@@ -366,17 +366,21 @@ exchange_commit_head(struct exchange *ex)
 	exchange_kick(ex);
 }
 
-/* Router: asks to be told through ex->notify_fd when anything changes
+/* Router: asks to be told through the eventfd fd when anything changes
  * on the in side (head, body bytes, end, close), for a user thread that
- * must also watch its socket. *seen is the caller's count of changes
- * already looked at. Returns true, without arming, when there were new
- * changes since: look at them first. */
+ * must also watch its socket. The first call records fd in the exchange
+ * for good (a user thread opens its eventfd only once it needs one).
+ * *seen is the caller's count of changes already looked at. Returns
+ * true, without arming, when there were new changes since: look at them
+ * first. */
 bool
-exchange_arm_notify(struct exchange *ex, unsigned *seen)
+exchange_arm_notify(struct exchange *ex, int fd, unsigned *seen)
 {
 	bool changed;
 
 	mutex_lock(&ex->mu);
+	if (ex->notify_fd < 0)
+		ex->notify_fd = fd;
 	changed = ex->in_events != *seen;
 	*seen = ex->in_events;
 	ex->notify_armed = !changed;

@@ -36,7 +36,6 @@ struct exchange {
 	/* Set before the exchange is shared, read-only afterwards: */
 	struct inbox *inbox;        /* the tunnel thread's inbox, for kicks */
 	char peer[64];              /* the other end's address, for logs */
-	int notify_fd;              /* router: the user thread's eventfd, or -1 */
 	bool extended_connect;      /* router: an RFC 8441 extended CONNECT (a
 	                               WebSocket), for a backend that takes one */
 	bool duplex;                /* router: an upgraded connection, whose user
@@ -78,6 +77,10 @@ struct exchange {
 	int error;                  /* why it ended badly: 0 or a PTTH_E* code */
 	unsigned in_events;         /* changes on the in side so far */
 	bool notify_armed;          /* write notify_fd at the next change */
+	int notify_fd;              /* router: the user thread's eventfd, or -1;
+	                               set once, by the first exchange_arm_notify(),
+	                               so a thread that saw notify_armed under mu
+	                               may write it after unlocking */
 
 	/* guarded by inbox->mu: */
 	bool kicked;                /* on the inbox's kick list */
@@ -112,7 +115,7 @@ int exchange_wait_until(struct exchange *ex, unsigned what, long long deadline_m
 void exchange_cancel(struct exchange *ex);
 void exchange_reset(struct exchange *ex, uint32_t error_code);
 bool exchange_in_head_done(struct exchange *ex);
-bool exchange_arm_notify(struct exchange *ex, unsigned *seen);
+bool exchange_arm_notify(struct exchange *ex, int fd, unsigned *seen);
 void exchange_disarm_notify(struct exchange *ex);
 void exchange_release(struct exchange *ex, bool drain_in);
 void exchange_commit_head(struct exchange *ex);

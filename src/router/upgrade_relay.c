@@ -124,7 +124,7 @@ relay_wait(struct upgrade_relay *u)
 	long long left = u->moved_ms + u->idle_timeout_ms - now_ms();
 	int rc;
 
-	if (exchange_arm_notify(u->ex, &u->seen))
+	if (exchange_arm_notify(u->ex, u->notify_fd, &u->seen))
 		return 0;
 	if (left <= 0) {
 		exchange_disarm_notify(u->ex);

@@ -112,7 +112,9 @@ struct user_conn {
 
 	/* user thread only, no lock: */
 	struct http1_parser *parser;
-	int notify_fd;          /* eventfd: the tunnel says a response is moving */
+	int notify_fd;          /* eventfd: the tunnel says a response is moving;
+	                           -1 until first needed (user_conn_wait_readable),
+	                           so an idle connection costs one fd, not two */
 	bool abandoned;         /* a failure was answered or cut and logged where
 	                           it happened (a user that stopped taking bytes
 	                           or left, a stalled backend): the connection
@@ -485,7 +487,6 @@ user_conn_retry(struct user_conn *c)
 		ex->out_has_body = old->out_has_body;
 		ex->extended_connect = old->extended_connect;
 		ex->duplex = old->duplex;
-		ex->notify_fd = c->notify_fd;
 		snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
 		rc = user_conn_submit(c, ex, old_tunnel); /* anywhere but there */
 	}
@@ -642,7 +643,6 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	/* A WebSocket's stream carries the user's bytes after the 101. */
 	ex->out_has_body = has_body || c->req.websocket;
 	ex->extended_connect = ex->duplex = c->req.websocket;
-	ex->notify_fd = c->notify_fd;
 	c->req.seen_events = 0;
 	snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
 	user_conn_route(c, head); /* not with_authority: no Host, default pool */
@@ -835,6 +835,24 @@ user_conn_answer(struct user_conn *c)
 	return c->req.keep_alive ? 0 : -1;
 }
 
+/* Opens the connection's notify eventfd, which the tunnel thread writes
+ * when the response moves while this thread waits in poll() on its
+ * socket; kept until the connection ends. Connections that never need
+ * it (requests without a body, answered while the thread waits on the
+ * exchange) never open it. Returns 0 or a negative code, logged. */
+static int
+user_conn_open_notify(struct user_conn *c)
+{
+	if (c->notify_fd >= 0)
+		return 0;
+	c->notify_fd = net_wake_fd_new();
+	if (c->notify_fd >= 0)
+		return 0;
+	log_info("%s: no eventfd to watch the response: %s", c->peer,
+	         ptth_strerror(c->notify_fd));
+	return c->notify_fd;
+}
+
 /* Relays an accepted WebSocket: the 101, then bytes both ways until
  * either side ends (upgrade_relay_run()); one log line at the end. */
 static void
@@ -847,8 +865,8 @@ user_conn_relay_websocket(struct user_conn *c, const char *early, size_t early_l
 	int rc = -ENOMEM;
 
 	c->req.response_started = true;
-	if (u != NULL && websocket_response_head(&c->req.ex->in_head, c->req.ws_accept,
-	                                         &head, &len) == 0)
+	if (u != NULL && user_conn_open_notify(c) == 0 &&
+	    websocket_response_head(&c->req.ex->in_head, c->req.ws_accept, &head, &len) == 0)
 		rc = user_conn_write(c, head, len);
 	free(head);
 	if (rc == 0) {
@@ -913,7 +931,13 @@ user_conn_wait_readable(struct user_conn *c)
 		/* While a request body is still coming, the response may already
 		 * be moving: watch the exchange too, and pass it on. */
 		bool watch = c->req.ex != NULL && !c->req.response_done && !c->req.response_failed;
-		if (watch && exchange_arm_notify(c->req.ex, &c->req.seen_events)) {
+		if (watch && c->notify_fd < 0) {
+			rc = user_conn_open_notify(c);
+			if (rc < 0)
+				return rc;
+			pfd[1].fd = c->notify_fd;
+		}
+		if (watch && exchange_arm_notify(c->req.ex, c->notify_fd, &c->req.seen_events)) {
 			if (user_conn_pump_response(c) < 0 && !c->req.response_failed)
 				return -EPIPE;
 			continue;
@@ -1102,7 +1126,8 @@ user_conn_thread_main(void *arg)
 		user_conn_linger(c);
 	router_conn_remove(r, c);
 	close(c->fd);
-	close(c->notify_fd);
+	if (c->notify_fd >= 0)
+		close(c->notify_fd);
 	http1_parser_free(c->parser);
 	free(c);
 	router_thread_end(r);
@@ -1158,9 +1183,7 @@ user_conn_start(struct ptth_router *r, int fd)
 	net_set_nodelay(fd);
 	net_set_recv_timeout(fd, r->conf.idle_timeout_ms);
 	net_set_send_timeout(fd, r->conf.send_timeout_ms);
-	c->notify_fd = net_wake_fd_new();
-	if (c->notify_fd < 0)
-		goto out_free;
+	c->notify_fd = -1;
 	c->parser = http1_parser_new(&user_conn_http1_callbacks, c, &r->conf.limits);
 	if (c->parser == NULL)
 		goto out_free;
