@@ -64,6 +64,29 @@
 #include "websocket_upgrade.h"
 
 #define USER_OUT_SIZE (64 * 1024)
+/* Body bytes are read into the output buffer only when it has this much
+ * room; otherwise it is sent first. */
+#define USER_BODY_ROOM (4 * 1024)
+/* Room left before a chunk's bytes for its size line ("%zx\r\n" of at
+ * most USER_OUT_SIZE, 7 bytes). */
+#define USER_CHUNK_HEAD 8
+/* A user thread's stack, instead of the default 8 MiB (ulimit -s): its
+ * buffers live in struct user_conn, its deepest path (an error answer
+ * formatted and logged while parsing) takes a few KiB, and every test
+ * suite passes with 32 KiB; 128 KiB leaves four times that. With 10 000
+ * users that is 1.3 GB of address space instead of 80 GB. Sanitizers
+ * widen every frame, so their builds get more. */
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+#define USER_STACK_SIZE (1024 * 1024)
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer) || __has_feature(thread_sanitizer) || \
+    __has_feature(memory_sanitizer)
+#define USER_STACK_SIZE (1024 * 1024)
+#endif
+#endif
+#ifndef USER_STACK_SIZE
+#define USER_STACK_SIZE (128 * 1024)
+#endif
 /* The longest the accept thread blocks writing a 503 (user_conn_refuse). */
 #define USER_REFUSE_SEND_MS 200
 
@@ -119,12 +142,15 @@ struct user_conn {
 	                           it happened (a user that stopped taking bytes
 	                           or left, a stalled backend): the connection
 	                           ends without another answer or log line */
-	char in[ROUTER_READ_BUF];
-	char out[USER_OUT_SIZE + 64];   /* response bytes not yet sent */
 	size_t out_len;
 	bool linger;            /* input may be left unread: drain before close */
 	struct user_request req; /* the request in progress */
 	struct request_record rec; /* for the counters and the access log */
+	/* The buffers come last, after every field a request touches, so that
+	 * a connection serving small requests touches two pages of them:
+	 * the first of in (with the fields above) and the first of out. */
+	char in[ROUTER_READ_BUF];
+	char out[USER_OUT_SIZE + 64];   /* response bytes not yet sent */
 };
 
 /* Writes to the user. A user that takes no byte for send_timeout_ms
@@ -258,24 +284,32 @@ user_conn_start_response(struct user_conn *c)
 	return rc;
 }
 
-/* Appends body bytes with the framing chosen for this response. */
-static int
-user_conn_append_body(struct user_conn *c, const char *data, size_t len)
+/* Reads the response body bytes waiting in the exchange straight into
+ * the output buffer (no copy through the stack), framed as this response
+ * needs: a chunk of their own when chunked, nothing at all for a response
+ * without a body. Never blocks. The caller leaves room (USER_BODY_ROOM).
+ * Returns the bytes read, 0 at the end of the body, -EAGAIN when none are
+ * waiting, or the stream's error. */
+static ssize_t
+user_conn_read_body(struct user_conn *c)
 {
-	char size_line[32];
-	int rc;
+	size_t head = c->req.chunked ? USER_CHUNK_HEAD : 0;
+	size_t tail = c->req.chunked ? 2 : 0;
+	char *at = c->out + c->out_len, size_line[USER_CHUNK_HEAD + 1];
+	ssize_t n = exchange_read_in(c->req.ex, at + head,
+	                             USER_OUT_SIZE - c->out_len - head - tail, false);
 
-	if (c->req.no_body)
-		return 0;
-	if (!c->req.chunked)
-		return user_conn_append(c, data, len);
-	snprintf(size_line, sizeof size_line, "%zx\r\n", len);
-	rc = user_conn_append(c, size_line, strlen(size_line));
-	if (rc == 0)
-		rc = user_conn_append(c, data, len);
-	if (rc == 0)
-		rc = user_conn_append(c, "\r\n", 2);
-	return rc;
+	if (n <= 0 || c->req.no_body)
+		return n; /* no body: the bytes are dropped where they lie */
+	if (c->req.chunked) {
+		int len = snprintf(size_line, sizeof size_line, "%zx\r\n", (size_t)n);
+		memmove(at + len, at + head, (size_t)n);
+		memcpy(at, size_line, (size_t)len);
+		memcpy(at + len + n, "\r\n", 2);
+		c->out_len += (size_t)len + 2;
+	}
+	c->out_len += (size_t)n;
+	return n;
 }
 
 /* Ends a chunked body: the last chunk, then the backend's trailers
@@ -306,11 +340,11 @@ user_conn_append_last_chunk(struct user_conn *c)
 static int
 user_conn_pump_body(struct user_conn *c, bool block)
 {
-	char buf[32 * 1024];
-
 	/* tutorial: response-written */
 	while (!c->req.response_done) {
-		ssize_t n = exchange_read_in(c->req.ex, buf, sizeof buf, false);
+		if (USER_OUT_SIZE - c->out_len < USER_BODY_ROOM && user_conn_flush(c) < 0)
+			return -EPIPE;
+		ssize_t n = user_conn_read_body(c);
 		if (n == -EAGAIN) {
 			if (user_conn_flush(c) < 0)
 				return -EPIPE;
@@ -341,8 +375,6 @@ user_conn_pump_body(struct user_conn *c, bool block)
 			return user_conn_flush(c);
 		}
 		/* tutorial: end */
-		if (user_conn_append_body(c, buf, (size_t)n) < 0)
-			return -EPIPE;
 	}
 	return user_conn_flush(c);
 }
@@ -1159,6 +1191,25 @@ user_conn_refuse(struct user_conn *c, const char *text, const char *cause)
 	request_record_end(c->r, &c->rec, c->peer);
 }
 
+/* Starts c's thread, detached, with a stack of USER_STACK_SIZE.
+ * Returns 0 or a negative code. */
+static int
+user_conn_thread_create(pthread_t *thread, struct user_conn *c)
+{
+	pthread_attr_t attr;
+	int rc = pthread_attr_init(&attr);
+
+	if (rc != 0)
+		return -rc;
+	rc = pthread_attr_setstacksize(&attr, USER_STACK_SIZE);
+	if (rc == 0)
+		rc = pthread_attr_setdetachstate(&attr, PTHREAD_CREATE_DETACHED);
+	if (rc == 0)
+		rc = pthread_create(thread, &attr, user_conn_thread_main, c);
+	pthread_attr_destroy(&attr);
+	return -rc;
+}
+
 /* Takes ownership of fd (an accepted user connection) and starts its
  * thread. On failure fd is closed. Returns 0; -ECONNREFUSED once the
  * user has been answered 503 (too many connections, or no thread could
@@ -1194,7 +1245,7 @@ user_conn_start(struct ptth_router *r, int fd)
 	}
 	if (rc < 0)
 		goto out_free;
-	rc = -pthread_create(&thread, NULL, user_conn_thread_main, c);
+	rc = user_conn_thread_create(&thread, c);
 	if (rc < 0) {
 		/* Out of threads or address space: a 503 rather than a bare
 		 * close, so the user knows to come back. */
@@ -1205,7 +1256,6 @@ user_conn_start(struct ptth_router *r, int fd)
 		rc = -ECONNREFUSED;
 		goto out_free;
 	}
-	pthread_detach(thread);
 	return 0;
 out_free:
 	http1_parser_free(c->parser);
