@@ -16,8 +16,11 @@
 
 #include "body_pipe.h"
 
-/* The first allocation of a pipe (BODY_PIPE_MIN_SIZE in body_pipe.c). */
+/* A ring size that the first allocation (BODY_PIPE_MIN_SIZE in
+ * body_pipe.c) reaches by doubling. */
 #define FIRST_SIZE 4096
+/* Most a few bytes of body may cost (BODY_PIPE_MIN_SIZE). */
+#define SMALL_BODY_RING 256
 
 /* The byte at position pos of the reference stream: not periodic with
  * any small ring size, so a misplaced chunk is caught. */
@@ -115,9 +118,9 @@ test_body_pipe_single_write_larger_than_cap_takes_cap_bytes(void **state)
 	body_pipe_destroy(&p);
 }
 
-/* With cap equal to the first allocation the ring never grows, so this
- * exercises wrap-around alone: writes and reads of unrelated odd sizes
- * leave head and tail at every offset. */
+/* With cap equal to FIRST_SIZE the ring soon stops growing, so this
+ * exercises wrap-around: writes and reads of unrelated odd sizes leave
+ * head and tail at every offset. */
 static void
 test_body_pipe_wraparound_keeps_byte_order(void **state)
 {
@@ -137,6 +140,25 @@ test_body_pipe_wraparound_keeps_byte_order(void **state)
 		;
 	assert_int_equal(rpos, wpos);
 	assert_int_equal(p.size, FIRST_SIZE);
+	body_pipe_destroy(&p);
+}
+
+/* A body of a few bytes costs a small ring, not a page: a router holds
+ * one per request in flight. */
+static void
+test_body_pipe_small_body_takes_a_small_ring(void **state)
+{
+	struct body_pipe p;
+	size_t wpos = 0, rpos = 0;
+
+	(void)state;
+	body_pipe_init(&p, 256 * 1024);
+	assert_int_equal(write_ref(&p, &wpos, 3), 3);
+	assert_true(p.size <= SMALL_BODY_RING);
+	assert_int_equal(read_ref(&p, &rpos, 10), 3);
+	assert_int_equal(write_ref(&p, &wpos, 8192), 8192);
+	assert_int_equal(p.size, 8192);         /* straight to the write's size */
+	assert_int_equal(read_ref(&p, &rpos, 8192), 8192);
 	body_pipe_destroy(&p);
 }
 
@@ -302,6 +324,7 @@ main(void)
 		cmocka_unit_test(test_body_pipe_write_beyond_cap_is_partial),
 		cmocka_unit_test(test_body_pipe_single_write_larger_than_cap_takes_cap_bytes),
 		cmocka_unit_test(test_body_pipe_wraparound_keeps_byte_order),
+		cmocka_unit_test(test_body_pipe_small_body_takes_a_small_ring),
 		cmocka_unit_test(test_body_pipe_growth_preserves_order_when_data_wraps),
 		cmocka_unit_test(test_body_pipe_growth_during_interleaved_traffic_keeps_order),
 		cmocka_unit_test(test_body_pipe_counts_read_bytes_as_unreported),
