@@ -2,6 +2,11 @@
  * test_headers.c -- unit tests for src/common/headers.c: header lists, the
  * HTTP/1.1 request head turned into HTTP/2 fields, nghttp2_nv arrays, and
  * the HTTP/2 response turned back into an HTTP/1.1 head.
+ *
+ * What a list costs in allocations is part of its contract (every request
+ * builds three lists), so malloc and realloc are wrapped (the line below
+ * makes the Makefile link with -Wl,--wrap=malloc,--wrap=realloc) and
+ * counted while a test asks for it; calls from inside libc are not.
  */
 #include <stdarg.h>
 #include <stddef.h>
@@ -9,11 +14,35 @@
 #include <stdint.h>
 #include <cmocka.h>
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "headers.h"
+
+/* wrap: malloc realloc */
+void *__real_malloc(size_t size);
+void *__real_realloc(void *ptr, size_t size);
+void *__wrap_malloc(size_t size);
+void *__wrap_realloc(void *ptr, size_t size);
+
+static bool counting;    /* count allocations now (this suite runs on one thread) */
+static int allocations;  /* malloc and realloc calls while counting */
+
+void *
+__wrap_malloc(size_t size)
+{
+	allocations += counting;
+	return __real_malloc(size);
+}
+
+void *
+__wrap_realloc(void *ptr, size_t size)
+{
+	allocations += counting;
+	return __real_realloc(ptr, size);
+}
 
 /* Appends a field given as two C strings. */
 static void
@@ -106,6 +135,71 @@ test_headers_list_grows_past_its_first_allocation(void **state)
 		snprintf(value, sizeof value, "value %d", i);
 		assert_field(&l, (size_t)i, name, value);
 	}
+	header_list_free(&l);
+}
+
+/* Adds the twelve fields of a typical browser request head. */
+static void
+add_typical_head(struct header_list *l)
+{
+	add(l, "host", "www.example.com");
+	add(l, "user-agent", "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0");
+	add(l, "accept", "text/html,application/xhtml+xml,application/xml;q=0.9,*/*;q=0.8");
+	add(l, "accept-language", "en-US,en;q=0.5");
+	add(l, "accept-encoding", "gzip, deflate, br");
+	add(l, "referer", "https://www.example.com/");
+	add(l, "connection", "keep-alive");
+	add(l, "cookie", "session=0123456789abcdef; theme=dark");
+	add(l, "upgrade-insecure-requests", "1");
+	add(l, "sec-fetch-dest", "document");
+	add(l, "sec-fetch-mode", "navigate");
+	add(l, "if-none-match", "\"5f3c-1a2b\"");
+}
+
+/* Names and values share a few blocks: a dozen fields cost the items
+ * array and one block, not one allocation each. */
+static void
+test_headers_list_of_a_dozen_fields_takes_two_allocations(void **state)
+{
+	struct header_list l;
+
+	(void)state;
+	header_list_init(&l);
+	allocations = 0;
+	counting = true;
+	add_typical_head(&l);
+	counting = false;
+	assert_int_equal(l.count, 12);
+	assert_field(&l, 1, "user-agent",
+	             "Mozilla/5.0 (X11; Linux x86_64; rv:109.0) Gecko/20100101 Firefox/115.0");
+	assert_field(&l, 11, "if-none-match", "\"5f3c-1a2b\"");
+	assert_int_equal(allocations, 2);
+	header_list_free(&l);
+}
+
+/* A cleared list is empty and reuses its storage: the next head of the
+ * same size allocates nothing. */
+static void
+test_headers_list_clear_keeps_storage_for_the_next_fields(void **state)
+{
+	struct header_list l;
+
+	(void)state;
+	header_list_init(&l);
+	for (int i = 0; i < 40; i++)
+		add_typical_head(&l); /* several blocks */
+	header_list_clear(&l);
+	assert_int_equal(l.count, 0);
+	assert_int_equal(l.bytes, 0);
+	assert_null(header_list_get(&l, "host"));
+	allocations = 0;
+	counting = true;
+	add_typical_head(&l);
+	counting = false;
+	assert_int_equal(allocations, 0);
+	assert_int_equal(l.count, 12);
+	assert_field(&l, 0, "host", "www.example.com");
+	assert_field(&l, 11, "if-none-match", "\"5f3c-1a2b\"");
 	header_list_free(&l);
 }
 
@@ -584,6 +678,8 @@ main(void)
 		cmocka_unit_test(test_headers_list_add_keeps_terminated_copies_in_order),
 		cmocka_unit_test(test_headers_list_add_accepts_empty_value),
 		cmocka_unit_test(test_headers_list_grows_past_its_first_allocation),
+		cmocka_unit_test(test_headers_list_of_a_dozen_fields_takes_two_allocations),
+		cmocka_unit_test(test_headers_list_clear_keeps_storage_for_the_next_fields),
 		cmocka_unit_test(test_headers_list_get_ignores_case),
 		cmocka_unit_test(test_headers_list_get_returns_first_of_repeated_fields),
 		cmocka_unit_test(test_headers_list_get_returns_null_for_missing_field),

@@ -26,19 +26,83 @@
 
 #include "headers.h"
 
+/* A piece of storage for the names and values of one list. A list
+ * starts with one small block and chains a larger one when it is full,
+ * so a request head of a dozen fields costs two allocations (the items
+ * and one block), not one per field. */
+struct header_block {
+	struct header_block *next;  /* the older, smaller blocks */
+	size_t size, used;
+	char data[];
+};
+
+/* The first block's size: the names and values of a typical request or
+ * response head fit. */
+#define HEADER_BLOCK_MIN 1024
+
 void
 header_list_init(struct header_list *l)
 {
 	memset(l, 0, sizeof *l);
 }
 
+/* Frees every block in the chain. */
+static void
+header_blocks_free(struct header_block *b)
+{
+	while (b != NULL) {
+		struct header_block *next = b->next;
+		free(b);
+		b = next;
+	}
+}
+
 void
 header_list_free(struct header_list *l)
 {
-	for (size_t i = 0; i < l->count; i++)
-		free(l->items[i].name);
+	header_blocks_free(l->blocks);
 	free(l->items);
 	header_list_init(l);
+}
+
+/* Empties the list but keeps its storage (the items and the newest,
+ * largest block) for the next fields: a parser reading one request
+ * after another allocates nothing once the first has been read. */
+void
+header_list_clear(struct header_list *l)
+{
+	if (l->blocks != NULL) {
+		header_blocks_free(l->blocks->next);
+		l->blocks->next = NULL;
+		l->blocks->used = 0;
+	}
+	l->count = 0;
+	l->bytes = 0;
+}
+
+/* Returns n bytes of the list's string storage, chaining a new block
+ * when the newest one is full. NULL when out of memory. */
+static char *
+header_list_take(struct header_list *l, size_t n)
+{
+	struct header_block *b = l->blocks;
+	char *mem;
+
+	if (b == NULL || b->size - b->used < n) {
+		size_t size = b != NULL ? b->size * 2 : HEADER_BLOCK_MIN;
+		while (size < n)
+			size *= 2;
+		b = malloc(sizeof *b + size);
+		if (b == NULL)
+			return NULL;
+		b->next = l->blocks;
+		b->size = size;
+		b->used = 0;
+		l->blocks = b;
+	}
+	mem = b->data + b->used;
+	b->used += n;
+	return mem;
 }
 
 /* Appends a copy of one field. Returns 0 or -ENOMEM. */
@@ -57,7 +121,7 @@ header_list_add(struct header_list *l, const char *name, size_t name_len,
 		l->items = items;
 		l->alloc = alloc;
 	}
-	mem = malloc(name_len + value_len + 2);
+	mem = header_list_take(l, name_len + value_len + 2);
 	if (mem == NULL)
 		return -ENOMEM;
 	h = &l->items[l->count++];
@@ -161,22 +225,19 @@ headers_is_hop_by_hop(const char *name, const char *connection)
 	return connection != NULL && headers_token_in_list(connection, name);
 }
 
-/* Adds a field with a lower-cased copy of name, as HTTP/2 requires.
- * Returns 0 or -ENOMEM. */
+/* Adds a field with its name lower-cased, as HTTP/2 requires: the copy
+ * in the list is lowered where it lies. Returns 0 or -ENOMEM. */
 static int
-headers_add_lower(struct header_list *out, const char *name, const char *value)
+headers_add_lower(struct header_list *out, const struct header *h)
 {
-	size_t len = strlen(name);
-	char *lower = strdup(name);
-	int rc;
+	int rc = header_list_add(out, h->name, h->name_len, h->value, h->value_len);
 
-	if (lower == NULL)
-		return -ENOMEM;
-	for (size_t i = 0; i < len; i++)
-		lower[i] = (char)tolower((unsigned char)lower[i]);
-	rc = header_list_add(out, lower, len, value, strlen(value));
-	free(lower);
-	return rc;
+	if (rc < 0)
+		return rc;
+	char *name = out->items[out->count - 1].name;
+	for (size_t i = 0; i < h->name_len; i++)
+		name[i] = (char)tolower((unsigned char)name[i]);
+	return 0;
 }
 
 static int
@@ -285,7 +346,7 @@ headers_request_to_h2(const struct http1_head *head, const char *client_ip,
 			continue;
 		if (client_ip != NULL && headers_is_forwarding(h->name))
 			continue; /* rewritten below */
-		rc = headers_add_lower(out, h->name, h->value);
+		rc = headers_add_lower(out, h);
 	}
 	if (rc == 0 && client_ip != NULL)
 		rc = headers_add_forwarded(out, &head->fields, client_ip, authority);

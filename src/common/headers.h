@@ -7,15 +7,20 @@
 #include <nghttp2/nghttp2.h>
 
 struct header {
-	char *name;   /* NUL-terminated; name and value share one allocation */
-	char *value;
+	char *name;   /* NUL-terminated, in one of the list's blocks */
+	char *value;  /* NUL-terminated, right after name */
 	size_t name_len, value_len;
 };
+
+struct header_block;  /* storage for a list's strings (headers.c) */
 
 struct header_list {
 	struct header *items;
 	size_t count, alloc;
 	size_t bytes;   /* sum of name and value lengths, for limits */
+	struct header_block *blocks; /* the strings, newest block first; a
+	                                block is never moved, so names and
+	                                values stay where they are */
 };
 
 /* What a user's HTTP/1.1 request head says, as the parser glue found it. */
@@ -29,6 +34,7 @@ struct http1_head {
 
 void header_list_init(struct header_list *l);
 void header_list_free(struct header_list *l);
+void header_list_clear(struct header_list *l);
 int header_list_add(struct header_list *l, const char *name, size_t name_len,
                     const char *value, size_t value_len);
 const char *header_list_get(const struct header_list *l, const char *name);

@@ -279,16 +279,21 @@ chunk_scan(struct chunk_scan *cs, const char *buf, size_t len)
 	return (ssize_t)i;
 }
 
+/* Forgets the last request head. The field list keeps its storage for
+ * the next request (header_list_clear). */
 static void
 http1_head_reset(struct http1_parser *p)
 {
-	header_list_free(&p->head.fields);
+	struct header_list fields = p->head.fields;
+
+	header_list_clear(&fields);
 	free(p->path);
 	free(p->host);
 	p->path = p->host = NULL;
 	p->url.len = p->field.len = p->value.len = 0;
 	p->in_value = false;
 	memset(&p->head, 0, sizeof p->head);
+	p->head.fields = fields;
 }
 
 static int
@@ -727,6 +732,7 @@ http1_parser_free(struct http1_parser *p)
 	if (p == NULL)
 		return;
 	http1_head_reset(p);
+	header_list_free(&p->head.fields);
 	free(p->line.data);
 	free(p->url.data);
 	free(p->field.data);
