@@ -162,6 +162,38 @@ test_body_pipe_small_body_takes_a_small_ring(void **state)
 	body_pipe_destroy(&p);
 }
 
+/* Emptied for another stream, a pipe keeps a small ring and lets a
+ * large one go, so one large body does not pin memory for good. */
+static void
+test_body_pipe_empty_keeps_a_small_ring_and_frees_a_large_one(void **state)
+{
+	struct body_pipe p;
+	size_t wpos = 0, rpos = 0;
+	char *ring;
+
+	(void)state;
+	body_pipe_init(&p, 256 * 1024);
+	write_ref(&p, &wpos, 100);
+	read_ref(&p, &rpos, 50);
+	body_pipe_finish(&p);
+	ring = p.buf;
+	body_pipe_empty(&p, 4096);
+	assert_ptr_equal(p.buf, ring);
+	assert_int_equal(p.len, 0);
+	assert_int_equal(p.unreported, 0);
+	assert_false(p.finished);
+	assert_int_equal(p.cap, 256 * 1024);
+	wpos = rpos = 0;
+	assert_int_equal(write_ref(&p, &wpos, 8192), 8192);
+	body_pipe_empty(&p, 4096);
+	assert_null(p.buf);
+	assert_int_equal(p.size, 0);
+	wpos = rpos = 0;
+	assert_int_equal(write_ref(&p, &wpos, 10), 10);
+	assert_int_equal(read_ref(&p, &rpos, 10), 10);
+	body_pipe_destroy(&p);
+}
+
 /* Leaves unread data wrapped around the end of the first ring, then
  * writes more than that ring holds, forcing a grow that must copy the
  * two parts in order. */
@@ -325,6 +357,7 @@ main(void)
 		cmocka_unit_test(test_body_pipe_single_write_larger_than_cap_takes_cap_bytes),
 		cmocka_unit_test(test_body_pipe_wraparound_keeps_byte_order),
 		cmocka_unit_test(test_body_pipe_small_body_takes_a_small_ring),
+		cmocka_unit_test(test_body_pipe_empty_keeps_a_small_ring_and_frees_a_large_one),
 		cmocka_unit_test(test_body_pipe_growth_preserves_order_when_data_wraps),
 		cmocka_unit_test(test_body_pipe_growth_during_interleaved_traffic_keeps_order),
 		cmocka_unit_test(test_body_pipe_counts_read_bytes_as_unreported),

@@ -8,7 +8,8 @@
  * on the other, serving test_handler(). The test thread then plays the
  * user connection through the internal API, as src/router/user_conn.c does:
  * pool_pick(), exchange_new(), tunnel_submit(), exchange_write_out_all(),
- * exchange_wait(), exchange_read_in(), exchange_release(), tunnel_unref().
+ * exchange_wait(), exchange_read_in(), exchange_release() or
+ * exchange_recycle(), tunnel_unref().
  *
  * Covered: status, body and fields of a response; a 1 MiB POST echoed
  * while it is being sent; 100 streams open at once on one tunnel; a slow
@@ -929,6 +930,90 @@ test_tunnel_get_returns_status_and_body(void **state)
 	assert_int_equal(ptth_router_tunnel_count(f->r), 1);
 }
 
+/* Waits (bounded) until the test thread holds the only reference to ex:
+ * the tunnel thread drops the stream's and its wake-up batch's right
+ * after the last change it reports. A reference count offers nothing to
+ * wait on, so this looks every millisecond. Returns true once alone. */
+static bool
+wait_sole_owner(struct exchange *ex)
+{
+	for (int ms = 0; ms < WAIT_MS; ms++) {
+		if (atomic_load(&ex->refs) == 1)
+			return true;
+		usleep(1000);
+	}
+	return false;
+}
+
+/* A user connection keeps its exchange for the next request
+ * (exchange_recycle): emptied of the last request, holding on to its
+ * storage, and as good as new on the tunnel. */
+static void
+test_tunnel_recycled_exchange_serves_the_next_request(void **state)
+{
+	struct fixture *f = *state;
+	struct request rq;
+	struct exchange *ex;
+	char buf[256];
+	size_t len;
+
+	request_start(f, "GET", "/foo", false, &rq);
+	assert_int_equal(exchange_wait(rq.ex, EX_WAIT_IN_HEAD), 0);
+	assert_int_equal(read_body(rq.ex, buf, sizeof buf, &len), 0);
+	assert_true(wait_sole_owner(rq.ex));
+	ex = exchange_recycle(rq.ex);
+	assert_ptr_equal(ex, rq.ex);
+	assert_int_equal(atomic_load(&ex->refs), 1);
+	assert_int_equal(ex->out_head.count, 0);
+	assert_non_null(ex->out_head.items);  /* storage kept */
+	assert_int_equal(ex->in_head.count, 0);
+	assert_non_null(ex->in.buf);          /* the ring kept, empty */
+	assert_int_equal(ex->in.len, 0);
+	assert_false(ex->in.finished);
+	assert_false(ex->in_head_done);
+	assert_false(ex->closed);
+	assert_false(ex->released);
+	assert_int_equal(ex->error, 0);
+	assert_int_equal(ex->in_status, 0);
+	assert_int_equal(ex->stream_id, 0);
+	assert_null(ex->batch);
+	atomic_fetch_sub(&rq.t->in_flight, 1);
+	tunnel_unref(rq.t);
+
+	/* The next request on it, as user_conn_on_head() sends it. */
+	rq.t = pool_pick(&f->r->pool, NULL);
+	rq.ex = ex;
+	add_field(&ex->out_head, ":method", "GET");
+	add_field(&ex->out_head, ":scheme", "http");
+	add_field(&ex->out_head, ":authority", "tunnel.test");
+	add_field(&ex->out_head, ":path", "/foo");
+	ex->inbox = &rq.t->inbox;
+	assert_int_equal(tunnel_submit(rq.t, ex), 0);
+	atomic_fetch_add(&rq.t->in_flight, 1);
+	assert_int_equal(exchange_wait(ex, EX_WAIT_IN_HEAD), 0);
+	assert_int_equal(ex->in_status, 200);
+	assert_int_equal(read_body(ex, buf, sizeof buf, &len), 0);
+	assert_int_equal(len, 3);
+	assert_memory_equal(buf, "bar", 3);
+	request_end(&rq);
+}
+
+/* An exchange another thread still holds is released, not recycled. */
+static void
+test_tunnel_exchange_held_elsewhere_is_not_recycled(void **state)
+{
+	struct exchange *ex = exchange_new(ROUTER_STREAM_WINDOW);
+
+	(void)state;
+	assert_non_null(ex);
+	exchange_ref(ex); /* the tunnel thread's, say, on a stream now over */
+	exchange_close(ex, NULL, 0);
+	assert_null(exchange_recycle(ex));
+	assert_int_equal(atomic_load(&ex->refs), 1);
+	assert_true(ex->released);
+	exchange_unref(ex);
+}
+
 static void
 test_tunnel_response_fields_reach_the_exchange(void **state)
 {
@@ -1355,6 +1440,8 @@ main(void)
 	const struct CMUnitTest tests[] = {
 		TUNNEL_TEST(test_tunnel_get_returns_status_and_body),
 		TUNNEL_TEST(test_tunnel_response_fields_reach_the_exchange),
+		TUNNEL_TEST(test_tunnel_recycled_exchange_serves_the_next_request),
+		cmocka_unit_test(test_tunnel_exchange_held_elsewhere_is_not_recycled),
 		TUNNEL_TEST(test_tunnel_post_body_is_echoed_byte_identical),
 		TUNNEL_TEST(test_tunnel_carries_100_concurrent_exchanges),
 		TUNNEL_TEST(test_tunnel_slow_reader_does_not_stall_other_exchanges),

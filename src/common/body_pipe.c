@@ -16,7 +16,9 @@
  *     "unreported" until body_pipe_take_unreported() collects the count
  *     for HTTP/2 flow control (nghttp2_session_consume or a DATA frame);
  *   - body_pipe_finish() marks the end; body_pipe_at_end() is true once the
- *     reader has seen every byte after the end was marked.
+ *     reader has seen every byte after the end was marked;
+ *   - body_pipe_empty() makes it as new for another stream, keeping a
+ *     small ring.
  * Tutorial: "Bodies stream, they are never stored".
  */
 #include <errno.h>
@@ -166,4 +168,21 @@ body_pipe_discard(struct body_pipe *p)
 	p->unreported += p->len;
 	p->head = 0;
 	p->len = 0;
+}
+
+/* Makes the pipe as new (empty, not finished, nothing unreported) for
+ * another stream, keeping its ring when that is at most keep bytes: a
+ * connection reusing its pipes request after request allocates nothing,
+ * yet one large body does not pin a large ring for good. */
+void
+body_pipe_empty(struct body_pipe *p, size_t keep)
+{
+	char *buf = p->size <= keep ? p->buf : NULL;
+	size_t size = buf != NULL ? p->size : 0;
+
+	if (buf == NULL)
+		free(p->buf);
+	body_pipe_init(p, p->cap);
+	p->buf = buf;
+	p->size = size;
 }

@@ -24,5 +24,6 @@ void body_pipe_finish(struct body_pipe *p);
 bool body_pipe_at_end(const struct body_pipe *p);
 size_t body_pipe_take_unreported(struct body_pipe *p);
 void body_pipe_discard(struct body_pipe *p);
+void body_pipe_empty(struct body_pipe *p, size_t keep);
 
 #endif

@@ -14,7 +14,9 @@
  * Lifetime: reference counted. The application thread holds one
  *          reference, the tunnel thread one while the stream is queued or
  *          open, and the inbox one while the exchange is on its kick list.
- *          The last exchange_unref() frees it.
+ *          The last exchange_unref() frees it; or a router user thread
+ *          holding the last one keeps it, emptied, for its connection's
+ *          next request (exchange_recycle).
  * Interface:
  *   - the app writes the "out" body (router: request body; backend:
  *     response body) and reads the "in" body; neither side ever blocks
@@ -50,15 +52,16 @@
  * count is full, and reading the pipe then always crosses this mark. */
 #define EXCHANGE_REPORT_BYTES (16 * 1024)
 
-/* Creates an exchange whose pipes hold at most pipe_cap bytes each,
- * with one reference held by the caller. Returns NULL when out of memory. */
-struct exchange *
-exchange_new(size_t pipe_cap)
-{
-	struct exchange *ex = calloc(1, sizeof *ex);
+/* exchange_recycle() keeps a pipe's ring up to this size for the next
+ * request: larger ones were for a large body, which is rarer than a
+ * small one and not worth pinning on an idle connection. */
+#define EXCHANGE_KEEP_PIPE (4 * 1024)
 
-	if (ex == NULL)
-		return NULL;
+/* Sets up a zeroed exchange: one reference (the caller's), its lock and
+ * condition, empty pipes of at most pipe_cap bytes, empty header lists. */
+static void
+exchange_init(struct exchange *ex, size_t pipe_cap)
+{
 	atomic_init(&ex->refs, 1);
 	mutex_init(&ex->mu);
 	cond_init(&ex->changed);
@@ -70,6 +73,17 @@ exchange_new(size_t pipe_cap)
 	header_list_init(&ex->out_trailers);
 	ex->notify_fd = -1;
 	ex->out_status = 200;
+}
+
+/* Creates an exchange whose pipes hold at most pipe_cap bytes each,
+ * with one reference held by the caller. Returns NULL when out of memory. */
+struct exchange *
+exchange_new(size_t pipe_cap)
+{
+	struct exchange *ex = calloc(1, sizeof *ex);
+
+	if (ex != NULL)
+		exchange_init(ex, pipe_cap);
 	return ex;
 }
 
@@ -307,15 +321,15 @@ exchange_in_head_done(struct exchange *ex)
 	return done;
 }
 
-/* The app thread is done with ex and drops its reference. A stream
- * that is over, or whose both bodies are complete, is left alone.
- * Otherwise, with drain_in (a backend whose handler finished its
- * response without reading the whole request) the stream is left to
+/* The app thread is done with ex (its reference is dropped by the
+ * caller). A stream that is over, or whose both bodies are complete, is
+ * left alone. Otherwise, with drain_in (a backend whose handler finished
+ * its response without reading the whole request) the stream is left to
  * finish while in bytes are discarded and handed back to flow control,
  * so the peer can finish sending; without it (a router whose user went
  * away) the stream is reset. */
-void
-exchange_release(struct exchange *ex, bool drain_in)
+static void
+exchange_let_go(struct exchange *ex, bool drain_in)
 {
 	bool kick;
 
@@ -332,8 +346,71 @@ exchange_release(struct exchange *ex, bool drain_in)
 	mutex_unlock(&ex->mu);
 	if (kick)
 		exchange_kick(ex);
+}
+
+/* The app thread is done with ex and drops its reference (see
+ * exchange_let_go). */
+void
+exchange_release(struct exchange *ex, bool drain_in)
+{
+	exchange_let_go(ex, drain_in);
 	exchange_unref(ex);
 }
+
+/* Makes an exchange that only its caller holds as new, keeping its
+ * storage: the header lists' items and blocks, the pipes' rings (up to
+ * EXCHANGE_KEEP_PIPE), the lock and condition, and the notify fd, which
+ * belongs to the same user connection. Everything else is zeroed, as in
+ * exchange_new(), so nothing of one request reaches the next. */
+static void
+exchange_empty(struct exchange *ex)
+{
+	struct body_pipe out = ex->out, in = ex->in;
+	struct header_list out_head = ex->out_head, out_trailers = ex->out_trailers;
+	struct header_list in_head = ex->in_head, in_trailers = ex->in_trailers;
+	int notify_fd = ex->notify_fd;
+
+	cond_destroy(&ex->changed);
+	mutex_destroy(&ex->mu);
+	memset(ex, 0, sizeof *ex);
+	exchange_init(ex, out.cap);
+	body_pipe_empty(&out, EXCHANGE_KEEP_PIPE);
+	body_pipe_empty(&in, EXCHANGE_KEEP_PIPE);
+	header_list_clear(&out_head);
+	header_list_clear(&out_trailers);
+	header_list_clear(&in_head);
+	header_list_clear(&in_trailers);
+	ex->out = out;
+	ex->in = in;
+	ex->out_head = out_head;
+	ex->out_trailers = out_trailers;
+	ex->in_head = in_head;
+	ex->in_trailers = in_trailers;
+	ex->notify_fd = notify_fd;
+}
+
+/* Router: exchange_release(ex, false) for a user connection that keeps
+ * its exchange for its next request. When no other thread holds ex any
+ * more (the tunnel thread dropped the stream's reference, nothing is
+ * kicked or batched), ex is emptied (exchange_empty) and returned, still
+ * with the caller's one reference: the next request allocates no
+ * exchange, header storage or ring. Otherwise the caller's reference is
+ * dropped, as exchange_release() does, and NULL is returned.
+ * References are only ever taken by a thread that already holds one, so
+ * a count of 1 held by the caller cannot grow behind its back. */
+/* tutorial: exchange-recycle */
+struct exchange *
+exchange_recycle(struct exchange *ex)
+{
+	exchange_let_go(ex, false);
+	if (atomic_load(&ex->refs) != 1) {
+		exchange_unref(ex);
+		return NULL;
+	}
+	exchange_empty(ex);
+	return ex;
+}
+/* tutorial: end */
 
 /* Router, for a retry: moves the out body of src (refused, never sent)
  * into dst, which is not shared yet. Fails when the tunnel already read

@@ -8,7 +8,9 @@
  *          of the struct that holds it.
  * Locks:   none.
  * Interface:
- *   - header_list_add()/get() keep copies of fields in arrival order;
+ *   - header_list_add()/get() keep copies of fields in arrival order, in
+ *     a few chained blocks; header_list_clear() empties a list and keeps
+ *     its storage for the next head;
  *   - headers_request_to_h2() builds the HTTP/2 request: pseudo-fields
  *     first, names lower-cased, hop-by-hop fields dropped;
  *   - headers_to_nv() points an nghttp2_nv array at a list's strings;
@@ -38,7 +40,11 @@ struct header_block {
 
 /* The first block's size: the names and values of a typical request or
  * response head fit. */
-#define HEADER_BLOCK_MIN 1024
+#define HEADER_BLOCK_MIN 512
+/* header_list_clear() keeps at most this much storage: one large head
+ * does not pin a large block for the life of a connection. */
+#define HEADER_KEEP_BYTES 4096
+#define HEADER_KEEP_ITEMS 64
 
 void
 header_list_init(struct header_list *l)
@@ -66,15 +72,24 @@ header_list_free(struct header_list *l)
 }
 
 /* Empties the list but keeps its storage (the items and the newest,
- * largest block) for the next fields: a parser reading one request
- * after another allocates nothing once the first has been read. */
+ * largest block, up to HEADER_KEEP_*) for the next fields: a parser
+ * reading one request after another, or an exchange reused by its
+ * connection, allocates nothing once the first head has been read. */
 void
 header_list_clear(struct header_list *l)
 {
-	if (l->blocks != NULL) {
+	if (l->blocks != NULL && l->blocks->size > HEADER_KEEP_BYTES) {
+		header_blocks_free(l->blocks);
+		l->blocks = NULL;
+	} else if (l->blocks != NULL) {
 		header_blocks_free(l->blocks->next);
 		l->blocks->next = NULL;
 		l->blocks->used = 0;
+	}
+	if (l->alloc > HEADER_KEEP_ITEMS) {
+		free(l->items);
+		l->items = NULL;
+		l->alloc = 0;
 	}
 	l->count = 0;
 	l->bytes = 0;

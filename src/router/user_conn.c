@@ -3,10 +3,12 @@
  * its own: parse a request, hand it to a tunnel, stream the request body
  * up and the response back, then the next request (keep-alive).
  *
- * Owns:    the user socket, its notify eventfd, the parser, the output
- *          buffer, and the request in progress (struct user_request,
- *          cleared by user_request_begin() as each request starts): one
- *          reference on its exchange and one on the tunnel carrying it.
+ * Owns:    the user socket, its notify eventfd (opened when first
+ *          needed), the parser, the output buffer, the request in progress
+ *          (struct user_request, cleared by user_request_begin() as each
+ *          request starts): one reference on its exchange and one on the
+ *          tunnel carrying it; and between requests the last exchange,
+ *          recycled for the next (c->spare).
  * Threads: user_conn_thread_main() on "ptth-user" threads, one per
  *          connection. The router's thread calls user_conn_shutdown() to
  *          unblock it at stop.
@@ -145,6 +147,8 @@ struct user_conn {
 	                           ends without another answer or log line */
 	size_t out_len;
 	bool linger;            /* input may be left unread: drain before close */
+	struct exchange *spare; /* the last request's exchange, emptied for the
+	                           next one (exchange_recycle), or NULL */
 	struct user_request req; /* the request in progress */
 	struct request_record rec; /* for the counters and the access log */
 	/* The buffers come last, after every field a request touches, so that
@@ -456,13 +460,17 @@ user_conn_submit(struct user_conn *c, struct exchange *ex, const struct tunnel *
 /* tutorial: end */
 
 /* Lets go of the request's exchange and tunnel, if any (see
- * exchange_release: an unfinished stream is reset). */
+ * exchange_release: an unfinished stream is reset). The exchange is kept
+ * for the next request when nobody else holds it (exchange_recycle). */
 static void
 user_conn_drop_exchange(struct user_conn *c)
 {
 	if (c->req.ex == NULL)
 		return;
-	exchange_release(c->req.ex, false);
+	if (c->spare == NULL)
+		c->spare = exchange_recycle(c->req.ex);
+	else
+		exchange_release(c->req.ex, false);
 	atomic_fetch_sub(&c->req.tunnel->in_flight, 1);
 	tunnel_unref(c->req.tunnel);
 	c->req.ex = NULL;
@@ -666,7 +674,8 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	if (head->url_host == NULL && (host == NULL || host[0] == '\0'))
 		with_authority.url_host = c->local_authority;
 	/* tutorial: exchange-built */
-	ex = exchange_new(ROUTER_STREAM_WINDOW);
+	ex = c->spare != NULL ? c->spare : exchange_new(ROUTER_STREAM_WINDOW);
+	c->spare = NULL;
 	if (ex == NULL || (c->req.websocket ? websocket_request_to_h2 : headers_request_to_h2)(
 	                          &with_authority, conf->forwarded ? c->client_ip : NULL,
 	                          &ex->out_head) < 0) {
@@ -1155,6 +1164,7 @@ user_conn_thread_main(void *arg)
 	user_conn_serve(c);
 	user_conn_drop_exchange(c);
 	request_record_end(r, &c->rec, c->peer); /* a request cut or refused */
+	exchange_unref(c->spare);
 	if (c->linger)
 		user_conn_linger(c);
 	router_conn_remove(r, c);
@@ -1194,6 +1204,7 @@ user_conn_refuse(struct user_conn *c, const char *text, const char *cause)
 
 /* Starts c's thread, detached, with a stack of USER_STACK_SIZE.
  * Returns 0 or a negative code. */
+/* tutorial: user-stack */
 static int
 user_conn_thread_create(pthread_t *thread, struct user_conn *c)
 {
@@ -1210,6 +1221,7 @@ user_conn_thread_create(pthread_t *thread, struct user_conn *c)
 	pthread_attr_destroy(&attr);
 	return -rc;
 }
+/* tutorial: end */
 
 /* Takes ownership of fd (an accepted user connection) and starts its
  * thread. On failure fd is closed. Returns 0; -ECONNREFUSED once the
