@@ -165,6 +165,30 @@ header_list_copy(struct header_list *dst, const struct header_list *src)
 	return 0;
 }
 
+/* Returns the n strings of parts joined into one newly allocated string,
+ * or NULL when out of memory. What asprintf() would do for "%s%s...",
+ * without the cost of a format string on every request. */
+static char *
+headers_concat(const char *const parts[], size_t n)
+{
+	size_t len[8], total = 1;
+	char *s, *p;
+
+	if (n > sizeof len / sizeof len[0])
+		return NULL;
+	for (size_t i = 0; i < n; i++)
+		total += len[i] = strlen(parts[i]);
+	s = p = malloc(total);
+	if (s == NULL)
+		return NULL;
+	for (size_t i = 0; i < n; i++) {
+		memcpy(p, parts[i], len[i]);
+		p += len[i];
+	}
+	*p = '\0';
+	return s;
+}
+
 /* Returns every value of the fields called name joined with ", " (the
  * list form RFC 9110 section 5.3 says is equivalent), newly allocated,
  * or NULL when there is none (or memory ran out). */
@@ -179,8 +203,8 @@ header_list_join(const struct header_list *l, const char *name)
 			continue;
 		if (joined == NULL)
 			longer = strdup(l->items[i].value);
-		else if (asprintf(&longer, "%s, %s", joined, l->items[i].value) < 0)
-			longer = NULL;
+		else
+			longer = headers_concat((const char *const[]){ joined, ", ", l->items[i].value }, 3);
 		free(joined);
 		if (longer == NULL)
 			return NULL;
@@ -193,8 +217,10 @@ header_list_join(const struct header_list *l, const char *name)
 const char *
 header_list_get(const struct header_list *l, const char *name)
 {
+	size_t len = strlen(name);
+
 	for (size_t i = 0; i < l->count; i++)
-		if (strcasecmp(l->items[i].name, name) == 0)
+		if (l->items[i].name_len == len && strcasecmp(l->items[i].name, name) == 0)
 			return l->items[i].value;
 	return NULL;
 }
@@ -229,13 +255,19 @@ headers_token_in_list(const char *list, const char *token)
 bool
 headers_is_hop_by_hop(const char *name, const char *connection)
 {
-	static const char *const fixed[] = {
-		"connection", "keep-alive", "proxy-connection", "transfer-encoding",
-		"upgrade", "te", "host", NULL,
+	static const struct {
+		const char *name;
+		size_t len;
+	} fixed[] = {
+		{ "connection", 10 }, { "keep-alive", 10 }, { "proxy-connection", 16 },
+		{ "transfer-encoding", 17 }, { "upgrade", 7 }, { "te", 2 }, { "host", 4 },
 	};
+	size_t len = strlen(name);
 
-	for (int i = 0; fixed[i] != NULL; i++)
-		if (strcasecmp(name, fixed[i]) == 0)
+	/* Lengths first: most fields match none, and this runs for every
+	 * field of every request and response. */
+	for (size_t i = 0; i < sizeof fixed / sizeof fixed[0]; i++)
+		if (len == fixed[i].len && strcasecmp(name, fixed[i].name) == 0)
 			return true;
 	return connection != NULL && headers_token_in_list(connection, name);
 }
@@ -272,7 +304,8 @@ headers_add_appended(struct header_list *out, const char *name, const char *earl
 
 	if (earlier == NULL)
 		return headers_add_str(out, name, ours);
-	if (asprintf(&joined, "%s, %s", earlier, ours) < 0)
+	joined = headers_concat((const char *const[]){ earlier, ", ", ours }, 3);
+	if (joined == NULL)
 		return -ENOMEM;
 	rc = headers_add_str(out, name, joined);
 	free(joined);
@@ -292,13 +325,12 @@ headers_add_forwarded(struct header_list *out, const struct header_list *in,
 	bool with_host = host != NULL && strpbrk(host, "\"\\") == NULL;
 	char *xff = header_list_join(in, "x-forwarded-for");
 	char *forwarded = header_list_join(in, "forwarded");
-	char *fwd = NULL;
+	char *fwd = headers_concat((const char *const[]){
+		"for=", v6 ? "\"[" : "", client_ip, v6 ? "]\"" : "",
+		with_host ? ";host=\"" : "", with_host ? host : "", with_host ? "\"" : "",
+		";proto=http" }, 8);
 	int rc = -ENOMEM;
 
-	if (asprintf(&fwd, "for=%s%s%s%s%s%s;proto=http", v6 ? "\"[" : "", client_ip,
-	             v6 ? "]\"" : "", with_host ? ";host=\"" : "", with_host ? host : "",
-	             with_host ? "\"" : "") < 0)
-		fwd = NULL;
 	if (fwd != NULL)
 		rc = headers_add_appended(out, "x-forwarded-for", xff, client_ip);
 	if (rc == 0)
@@ -446,6 +478,27 @@ headers_canonical_name(char *dst, const char *name, size_t len)
 	}
 }
 
+/* Writes "HTTP/1.1 NNN Reason\r\n" at p (status is 100 to 999, as the
+ * caller checked) and returns the end: a format string would cost more
+ * than the rest of the head. p needs 64 bytes. */
+static char *
+headers_status_line(char *p, int status)
+{
+	const char *reason = headers_reason_phrase(status);
+	size_t rlen = strlen(reason);
+
+	memcpy(p, "HTTP/1.1 ", 9);
+	p[9] = (char)('0' + status / 100 % 10);
+	p[10] = (char)('0' + status / 10 % 10);
+	p[11] = (char)('0' + status % 10);
+	p[12] = ' ';
+	memcpy(p + 13, reason, rlen);
+	p += 13 + rlen;
+	*p++ = '\r';
+	*p++ = '\n';
+	return p;
+}
+
 /* Formats the HTTP/1.1 head of a response that arrived over HTTP/2:
  * status line, end-to-end fields, then framing (a line such as
  * "Transfer-Encoding: chunked", or NULL), then the blank line. Fields
@@ -464,7 +517,7 @@ headers_response_to_http1(int status, const struct header_list *h2,
 	buf = malloc(need);
 	if (buf == NULL)
 		return -ENOMEM;
-	p = buf + sprintf(buf, "HTTP/1.1 %d %s\r\n", status, headers_reason_phrase(status));
+	p = headers_status_line(buf, status);
 	for (size_t i = 0; i < h2->count; i++) {
 		const struct header *h = &h2->items[i];
 		if (h->name[0] == ':' || headers_is_hop_by_hop(h->name, NULL))
@@ -478,8 +531,13 @@ headers_response_to_http1(int status, const struct header_list *h2,
 		*p++ = '\r';
 		*p++ = '\n';
 	}
-	if (framing != NULL)
-		p += sprintf(p, "%s\r\n", framing);
+	if (framing != NULL) {
+		size_t flen = strlen(framing);
+		memcpy(p, framing, flen);
+		p += flen;
+		*p++ = '\r';
+		*p++ = '\n';
+	}
 	*p++ = '\r';
 	*p++ = '\n';
 	*out = buf;

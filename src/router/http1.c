@@ -530,14 +530,20 @@ static int
 http1_check_version(struct http1_parser *p, const http_parser *hp)
 {
 	size_t len = p->line.len;
-	char want[16];
-	size_t wlen;
+	char want[16] = " HTTP/1.";
+	size_t wlen = 8;
 
 	if (hp->http_major > 1)
 		return http1_fail(p, 505, "only HTTP/1.x is spoken here");
 	while (len > 0 && (p->line.data[len - 1] == '\r' || p->line.data[len - 1] == '\n'))
 		len--;
-	wlen = (size_t)snprintf(want, sizeof want, " HTTP/%d.%d", hp->http_major, hp->http_minor);
+	/* " HTTP/1.<minor>", written without a format string (every request
+	 * comes here); http-parser keeps the minor version below 1000. */
+	if (hp->http_minor >= 100)
+		want[wlen++] = (char)('0' + hp->http_minor / 100 % 10);
+	if (hp->http_minor >= 10)
+		want[wlen++] = (char)('0' + hp->http_minor / 10 % 10);
+	want[wlen++] = (char)('0' + hp->http_minor % 10);
 	if (hp->http_major != 1 || !p->line_done || len < wlen ||
 	    memcmp(p->line.data + len - wlen, want, wlen) != 0)
 		return http1_fail(p, 400, "malformed HTTP version");

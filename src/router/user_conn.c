@@ -158,6 +158,10 @@ struct user_conn {
 	char out[USER_OUT_SIZE + 64];   /* response bytes not yet sent */
 };
 
+/* The exchange's copy of the peer's name is a plain memcpy. */
+_Static_assert(sizeof ((struct exchange *)0)->peer == sizeof ((struct user_conn *)0)->peer,
+               "an exchange names its peer as the connection does");
+
 /* Writes to the user. A user that takes no byte for send_timeout_ms
  * (SO_SNDTIMEO) is written off here, in one log line; its sending side
  * is shut so that any later write fails at once, and the caller's error
@@ -241,6 +245,17 @@ user_conn_send_simple(struct user_conn *c, int status, const char *extra,
 	return user_conn_flush(c);
 }
 
+/* The framing fields of the response head, as chosen: chunked and/or
+ * closing, or NULL for neither. */
+static const char *
+user_conn_framing(const struct user_conn *c)
+{
+	if (c->req.chunked)
+		return c->req.keep_alive ? "Transfer-Encoding: chunked"
+		                         : "Transfer-Encoding: chunked\r\nConnection: close";
+	return c->req.keep_alive ? NULL : "Connection: close";
+}
+
 /* Chooses how the response body is delimited on HTTP/1.1 and writes
  * the head into the output buffer (sent with the first body bytes). */
 static int
@@ -248,7 +263,6 @@ user_conn_start_response(struct user_conn *c)
 {
 	struct exchange *ex = c->req.ex;
 	int status = ex->in_status; /* read-only once the head is done */
-	char framing[64] = "";
 	char *head;
 	size_t len;
 	int rc;
@@ -273,12 +287,7 @@ user_conn_start_response(struct user_conn *c)
 	}
 	if (c->req.close_delimited)
 		c->req.keep_alive = false;
-	snprintf(framing, sizeof framing, "%s%s%s",
-	         c->req.chunked ? "Transfer-Encoding: chunked" : "",
-	         c->req.chunked && !c->req.keep_alive ? "\r\n" : "",
-	         c->req.keep_alive ? "" : "Connection: close");
-	rc = headers_response_to_http1(status, &ex->in_head, framing[0] ? framing : NULL,
-	                               &head, &len);
+	rc = headers_response_to_http1(status, &ex->in_head, user_conn_framing(c), &head, &len);
 	/* tutorial: end */
 	if (rc < 0)
 		return rc;
@@ -528,7 +537,7 @@ user_conn_retry(struct user_conn *c)
 		ex->out_has_body = old->out_has_body;
 		ex->extended_connect = old->extended_connect;
 		ex->duplex = old->duplex;
-		snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
+		memcpy(ex->peer, c->peer, sizeof ex->peer);
 		rc = user_conn_submit(c, ex, old_tunnel); /* anywhere but there */
 	}
 	/* tutorial: end */
@@ -686,7 +695,7 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	ex->out_has_body = has_body || c->req.websocket;
 	ex->extended_connect = ex->duplex = c->req.websocket;
 	c->req.seen_events = 0;
-	snprintf(ex->peer, sizeof ex->peer, "%s", c->peer);
+	memcpy(ex->peer, c->peer, sizeof ex->peer);
 	user_conn_route(c, head); /* not with_authority: no Host, default pool */
 	rc = user_conn_submit(c, ex, NULL);
 	if (rc < 0) {
