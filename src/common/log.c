@@ -34,19 +34,29 @@ log_is_verbose(void)
 	return atomic_load(&log_verbose) != 0;
 }
 
-/* Formats one line with a time stamp, like Go's log package does. */
+/* Formats one line with a time stamp, like Go's log package does, and
+ * writes it with one fwrite(): one call per line, so lines of different
+ * threads never mix, and no fprintf() to the unbuffered stderr, which
+ * would format through an 8 KiB buffer on the caller's stack (a user
+ * thread that logs a refusal would touch two more pages of its stack). */
 static void
 log_vwrite(const char *fmt, va_list ap)
 {
-	char line[1024];
-	char stamp[32];
+	enum { STAMP_MAX = 32, TEXT_MAX = 1023 };
+	char line[STAMP_MAX + TEXT_MAX + 2];
 	time_t now = time(NULL);
 	struct tm tm;
+	size_t len;
+	int n;
 
 	localtime_r(&now, &tm);
-	strftime(stamp, sizeof stamp, "%Y/%m/%d %H:%M:%S", &tm);
-	vsnprintf(line, sizeof line, fmt, ap);
-	fprintf(stderr, "%s %s\n", stamp, line);
+	len = strftime(line, STAMP_MAX, "%Y/%m/%d %H:%M:%S", &tm);
+	line[len++] = ' ';
+	n = vsnprintf(line + len, TEXT_MAX + 1, fmt, ap);
+	if (n > 0)
+		len += (size_t)n < TEXT_MAX ? (size_t)n : TEXT_MAX;
+	line[len++] = '\n';
+	fwrite(line, 1, len, stderr);
 }
 
 void
