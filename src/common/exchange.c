@@ -361,8 +361,10 @@ exchange_release(struct exchange *ex, bool drain_in)
  * storage: the header lists' items and blocks, the pipes' rings (up to
  * EXCHANGE_KEEP_PIPE), the lock and condition, and the notify fd, which
  * belongs to the same user connection. Everything else is zeroed, as in
- * exchange_new(), so nothing of one request reaches the next. */
-static void
+ * exchange_new(), so nothing of one request reaches the next. Caller
+ * must hold the only reference (one never shared, or see
+ * exchange_recycle). */
+void
 exchange_empty(struct exchange *ex)
 {
 	struct body_pipe out = ex->out, in = ex->in;

@@ -119,6 +119,7 @@ bool exchange_arm_notify(struct exchange *ex, int fd, unsigned *seen);
 void exchange_disarm_notify(struct exchange *ex);
 void exchange_release(struct exchange *ex, bool drain_in);
 struct exchange *exchange_recycle(struct exchange *ex);
+void exchange_empty(struct exchange *ex);
 void exchange_commit_head(struct exchange *ex);
 int exchange_move_out(struct exchange *dst, struct exchange *src);
 

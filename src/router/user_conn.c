@@ -486,6 +486,22 @@ user_conn_drop_exchange(struct user_conn *c)
 	c->req.tunnel = NULL;
 }
 
+/* Keeps ex, which no other thread holds, for the connection's next
+ * request, or frees it when one is kept already. Under overload every
+ * refused request would otherwise free one exchange and allocate the
+ * next (and glibc's calloc() does not take back what free() put in the
+ * thread's cache, so 10 000 threads would each pile some up). */
+static void
+user_conn_keep_spare(struct user_conn *c, struct exchange *ex)
+{
+	if (c->spare != NULL) {
+		exchange_unref(ex);
+		return;
+	}
+	exchange_empty(ex);
+	c->spare = ex;
+}
+
 /* Starts a request afresh: the one place where per-request state is
  * reset. Runs when the first byte of a request arrives (http1's
  * on_begin) and once for a new connection. The previous request was
@@ -699,7 +715,7 @@ user_conn_on_head(void *arg, const struct http1_head *head, bool has_body,
 	user_conn_route(c, head); /* not with_authority: no Host, default pool */
 	rc = user_conn_submit(c, ex, NULL);
 	if (rc < 0) {
-		exchange_unref(ex);
+		user_conn_keep_spare(c, ex); /* never shared */
 		/* Without a 100 the client may not send its body: stop and close. */
 		return user_conn_reject_unsubmitted(c, rc, want_continue);
 	}
