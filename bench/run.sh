@@ -781,7 +781,8 @@ sample_fds()
 # wrk_socket_errors FILE: "connect read write timeout" counts.
 wrk_socket_errors()
 {
-	awk '/Socket errors:/ { gsub(",", ""); print "connect " $4 ", read " $6 ", write " $8 ", timeout " $10 }' "$1"
+	awk '/Socket errors:/ { gsub(",", ""); s = "connect " $4 ", read " $6 ", write " $8 ", timeout " $10 }
+		END { print (s == "" ? "none" : s) }' "$1"
 }
 
 # Each user costs wrk one fd and the router one (its socket; a user
