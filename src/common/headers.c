@@ -38,9 +38,14 @@ struct header_block {
 	char data[];
 };
 
-/* The first block's size: the names and values of a typical request or
- * response head fit. */
-#define HEADER_BLOCK_MIN 512
+/* The first block's size and the first number of items: a short head
+ * (a response's status and a few fields, a request from a program) fits;
+ * a browser's grows the list once or twice. The first request of a
+ * connection pays for that; the next ones reuse the storage (an exchange
+ * recycled by its connection, header_list_clear), so these sizes are
+ * about memory, and 10 000 connections hold three lists each. */
+#define HEADER_BLOCK_MIN 256
+#define HEADER_ITEMS_MIN 8
 /* header_list_clear() keeps at most this much storage: one large head
  * does not pin a large block for the life of a connection. */
 #define HEADER_KEEP_BYTES 4096
@@ -129,7 +134,7 @@ header_list_add(struct header_list *l, const char *name, size_t name_len,
 	char *mem;
 
 	if (l->count == l->alloc) {
-		size_t alloc = l->alloc ? l->alloc * 2 : 16;
+		size_t alloc = l->alloc ? l->alloc * 2 : HEADER_ITEMS_MIN;
 		struct header *items = realloc(l->items, alloc * sizeof *items);
 		if (items == NULL)
 			return -ENOMEM;
