@@ -879,6 +879,10 @@ start_system()
 		start_router "$name-router" "${pl[@]}" || return 1
 		start_backends 1 "${bl[@]}" || return 1
 		url=$base/foo
+	elif [[ $kind == hx ]]; then
+		start_nghttpd "$name-nghttpd" "${bl[@]}" || return 1
+		start_haproxy "$name-haproxy" || return 1
+		url=$hx_url/foo
 	else
 		start_nghttpd "$name-nghttpd" "${bl[@]}" || return 1
 		start_nghttpx 1 "$name-nghttpx" "${pl[@]}" || return 1
@@ -890,6 +894,9 @@ stop_system()
 {
 	if [[ $1 == ptth ]]; then
 		stop_pair
+	elif [[ $1 == hx ]]; then
+		stop "$hx_pid" 10
+		stop_launched "$nd_pid" 10
 	else
 		stop_launched "$nx_pid" 10
 		stop_launched "$nd_pid" 10
@@ -956,6 +963,7 @@ perf_run()
 		ppid=$router_pid bpid=${backend_pids[0]}
 	else
 		ppid=$(nghttpx_worker_pid) bpid=$nd_pid
+		[[ $kind == hx ]] && ppid=$hx_pid
 	fi
 	local pt0 bt0 pt1 bt1
 	pt0=$(cpu_ticks "$ppid")
@@ -1028,6 +1036,12 @@ part_cost()
 			perf_run "$kind" "$perf_requests" 1 || true
 			perf_run "$kind" "$perf_requests" 10 || true
 		done
+		# HAProxy (one thread) too, for what a request costs the proxy
+		# that part 1 compares with at 200 connections.
+		if ((cost_ref)) && command -v haproxy >/dev/null && have_reference; then
+			echo "bench: 5. cost: haproxy under perf stat, $perf_requests requests, 10 connections" >&2
+			perf_run hx "$perf_requests" 10 || true
+		fi
 	fi
 }
 
@@ -1049,6 +1063,10 @@ report_cost()
 			row "5 ${name[ptth-$side]} context switches / CPU µs (user + system) per request (perf, $c connection$( ((c > 1)) && echo s))" \
 				"${cost[ptth-$side-perf$c]}" "${cost[ref-$side-perf$c]:-n/a} (${name[ref-$side]})" "" ""
 		done
+		if [[ $side == proxy && -n ${cost[hx-proxy-perf10]:-} ]]; then
+			row "5 HAProxy -n1 context switches / CPU µs (user + system) per request (perf, 10 connections); nghttpd behind it" \
+				"" "${cost[hx-proxy-perf10]}; ${cost[hx-backend-perf10]:-n/a}" "" ""
+		fi
 	done
 }
 
@@ -1078,7 +1096,7 @@ print_table()
 {
 	local commit dirty load_stats r
 	commit=$(git rev-parse --short HEAD 2>/dev/null || echo unknown)
-	dirty=$(git status --porcelain --untracked-files=no 2>/dev/null | wc -l)
+	dirty=$(git status --porcelain --untracked-files=no -- . ':!bench/results' 2>/dev/null | wc -l)
 	load_stats=$(awk '{ s += $1; n++; if (n == 1 || $1 < lo) lo = $1; if ($1 > hi) hi = $1 }
 		END { if (n) printf "min %.2f, mean %.2f, max %.2f", lo, s / n, hi }' "$raw/loadavg.txt")
 	echo "### ptth benchmarks, $(date -u '+%Y-%m-%d %H:%M UTC')"
