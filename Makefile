@@ -127,7 +127,9 @@ EXAMPLE_LIBS_backend := -lwslay
 # Sources, found by globbing: every src/SIDE/*.c is part of the library,
 # every examples/NAME.c becomes bin/NAME (linked with examples/NAME/*.c
 # when that folder exists), every tests/test_NAME.c becomes the suite
-# build/tests/test_NAME linked with the helpers in tests/support/.
+# build/tests/test_NAME linked with the helpers in tests/support/ and with
+# examples/backend/routes.c, the backend's teaching routes, so that the
+# routes bin/backend serves and the ones the suites test exist once.
 LIB_SIDES := router backend common
 LIB_SRCS := $(sort $(wildcard $(LIB_SIDES:%=src/%/*.c)))
 EXAMPLE_SRCS := $(sort $(wildcard examples/*.c))
@@ -137,10 +139,11 @@ SUPPORT_SRCS := $(sort $(wildcard tests/support/*.c))
 
 LIB_OBJS := $(LIB_SRCS:%.c=$(OBJ)/%.o)
 PIC_OBJS := $(LIB_SRCS:%.c=$(PIC)/%.o)
+ROUTES_OBJ := $(OBJ)/examples/backend/routes.o
 EXAMPLE_OBJS := $(EXAMPLE_SRCS:%.c=$(OBJ)/%.o)
 EXAMPLE_PART_OBJS := $(EXAMPLE_PART_SRCS:%.c=$(OBJ)/%.o)
 TEST_OBJS := $(TEST_SRCS:%.c=$(OBJ)/%.o)
-SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(OBJ)/%.o)
+SUPPORT_OBJS := $(SUPPORT_SRCS:%.c=$(OBJ)/%.o) $(ROUTES_OBJ)
 
 STATIC_LIB := $(BUILD)/libptth.a
 # The shared library is for installing; sanitizer and coverage builds
@@ -204,7 +207,7 @@ $(OBJ)/examples/%.o: examples/%.c | build-deps
 
 $(OBJ)/tests/%.o: tests/%.c | build-deps unit-deps
 	@mkdir -p $(@D)
-	$(CC) $(ALL_CFLAGS) -Itests $(CMOCKA_CFLAGS) -c $< -o $@
+	$(CC) $(ALL_CFLAGS) -Itests -Iexamples $(CMOCKA_CFLAGS) -c $< -o $@
 
 # Linking. The archive is rebuilt from scratch so that objects of deleted
 # sources do not linger in it.

@@ -2,25 +2,20 @@
  * backend.c -- bin/backend: a backend service that dials the router, as
  * the original's examples/backend.go, plus routes for teaching.
  *
- * Owns:    one mux and one struct ptth_backend.
+ * Owns:    one mux and one struct ptth_backend; the teaching routes are
+ *          in examples/backend/routes.c, shared with the test suites.
  * Threads: main() waits for SIGINT/SIGTERM (or SIGUSR1 from the waiter
  *          thread when the backend ended by itself); tunnels and handlers
  *          run on the library's threads. --router may be given several
  *          times: the backend then holds --tunnels tunnels to each router,
  *          redials each on its own, and drains from all of them on SIGTERM.
- * Locks:   none; the settings below are written before serving starts.
+ * Locks:   none; the routes' settings are written before serving starts.
  * Interface: bin/backend [--router HOST:PORT]... [--tunnels N] [--no-reconnect]
  *          [--backoff-max-ms MS] [--service NAME] [--token-file FILE]
  *          [--delay-ms N] [--trace] [--quiet]
- *   GET  /foo        "bar" after a 1 ms sleep, logs "handling: /foo"
- *   POST /echo       streams the request body back as it arrives
- *   GET  /bytes?n=N  streams N bytes (default 1 MiB)
- *   GET  /headers    lists the request fields it received
- *   GET  /sleep?ms=N answers after N ms
- *   GET  /status?code=N answers with that status
- *   GET  /reset      resets its stream instead of answering
- *   GET  /trailers   sends a body, then a trailer field
- *   GET  /service    the service this backend serves (--service), or "default"
+ *   the routes of examples/backend/routes.c: GET /foo, POST /echo,
+ *   GET /bytes, /headers, /sleep, /status, /reset, /trailers, /service;
+ *   and its own:
  *   WebSocket /ws    echoes every message (wslay speaks WebSocket)
  *   WebSocket /ws/clock?n=N  a text message a second, from a second
  *                    thread; after N of them the server closes
@@ -42,189 +37,14 @@
 #include <wslay/wslay.h>
 
 #include "ptth.h"
+#include "backend/routes.h"
 
 /* The largest WebSocket message /ws takes (wslay keeps a whole message). */
 #define WS_MAX_MESSAGE (64 * 1024 * 1024)
 
-static long foo_delay_ms = 1;  /* set by --delay-ms before serving */
-static int verbose = 1;
-
-static void
-sleep_ms(long ms)
-{
-	struct timespec ts = { ms / 1000, (ms % 1000) * 1000000L };
-
-	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
-		;
-}
-
-static void
-log_handling(struct ptth_request *req)
-{
-	if (verbose)
-		fprintf(stderr, "handling: %s\n", ptth_request_path(req));
-}
-
-/* GET /foo: the original's only route. */
-/* tutorial: handle-foo */
-static void
-handle_foo(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	(void)arg;
-	log_handling(req);
-	if (foo_delay_ms > 0)
-		sleep_ms(foo_delay_ms);
-	ptth_response_send(res, 200, "text/plain; charset=utf-8", "bar", 3);
-}
-/* tutorial: end */
-
-/* POST /echo: every byte read is written straight back, so the body
- * streams through both directions of the tunnel at once. */
-static void
-handle_echo(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	char buf[16384];
-	ssize_t n;
-
-	(void)arg;
-	log_handling(req);
-	const char *type = ptth_request_header(req, "content-type");
-	ptth_response_add_header(res, "content-type", type ? type : "application/octet-stream");
-	while ((n = ptth_request_read(req, buf, sizeof buf)) > 0)
-		if (ptth_response_write(res, buf, (size_t)n) < 0)
-			return;
-	if (n < 0)
-		ptth_response_reset(res);
-}
-
-/* Reads n=N from the query; returns def when absent or invalid. */
-static long long
-query_number(const char *query, const char *name, long long def)
-{
-	size_t len = strlen(name);
-
-	for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
-		if (strncmp(p, name, len) == 0 && p[len] == '=') {
-			char *end;
-			long long v = strtoll(p + len + 1, &end, 10);
-			if (end != p + len + 1 && (*end == '\0' || *end == '&') && v >= 0)
-				return v;
-		}
-	}
-	return def;
-}
-
-/* GET /bytes?n=N: N bytes of a repeating pattern, written in 16 KiB
- * pieces; each write blocks while the router's window is closed. */
-static void
-handle_bytes(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	static char block[16384];
-	long long n = query_number(ptth_request_query(req), "n", 1 << 20);
-	char length[32];
-
-	(void)arg;
-	log_handling(req);
-	for (size_t i = 0; i < sizeof block; i++)
-		block[i] = (char)('a' + i % 26);
-	snprintf(length, sizeof length, "%lld", n);
-	ptth_response_add_header(res, "content-type", "application/octet-stream");
-	ptth_response_add_header(res, "content-length", length);
-	while (n > 0) {
-		size_t chunk = n < (long long)sizeof block ? (size_t)n : sizeof block;
-		if (ptth_response_write(res, block, chunk) < 0)
-			return;
-		n -= (long long)chunk;
-	}
-}
-
-/* GET /headers: what arrived, one "name: value" line each, so a class
- * can see what the router added (X-Forwarded-For...) and removed. */
-static void
-handle_headers(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	char line[1024];
-	const char *name, *value;
-
-	(void)arg;
-	log_handling(req);
-	ptth_response_add_header(res, "content-type", "text/plain; charset=utf-8");
-	snprintf(line, sizeof line, ":method: %s\n:path: %s%s%s\n:authority: %s\n",
-	         ptth_request_method(req), ptth_request_path(req),
-	         ptth_request_query(req)[0] ? "?" : "", ptth_request_query(req),
-	         ptth_request_authority(req));
-	ptth_response_write(res, line, strlen(line));
-	for (size_t i = 0; ptth_request_header_at(req, i, &name, &value) == 0; i++) {
-		snprintf(line, sizeof line, "%s: %s\n", name, value);
-		ptth_response_write(res, line, strlen(line));
-	}
-}
-
-/* GET /sleep?ms=N: a slow backend, for timeouts and concurrency. */
-static void
-handle_sleep(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	long long ms = query_number(ptth_request_query(req), "ms", 1000);
-
-	(void)arg;
-	log_handling(req);
-	sleep_ms((long)ms);
-	ptth_response_send(res, 200, "text/plain; charset=utf-8", "slept\n", 6);
-}
-
-/* GET /status?code=N: any status the class wants to see. */
-static void
-handle_status(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	long long code = query_number(ptth_request_query(req), "code", 200);
-	char body[64];
-	int len;
-
-	(void)arg;
-	log_handling(req);
-	if (code < 200 || code > 999)
-		code = 400;
-	len = snprintf(body, sizeof body, "status %lld\n", code);
-	if (code == 204 || code == 304)
-		len = 0;
-	ptth_response_send(res, (int)code, "text/plain; charset=utf-8", body, (size_t)len);
-}
-
-/* GET /reset: the backend gives up on the stream (RST_STREAM). */
-static void
-handle_reset(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	(void)arg;
-	log_handling(req);
-	ptth_response_reset(res);
-}
-
-/* GET /trailers: a streamed body followed by a trailer field. */
-static void
-handle_trailers(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	(void)arg;
-	log_handling(req);
-	ptth_response_add_header(res, "content-type", "text/plain; charset=utf-8");
-	ptth_response_add_header(res, "trailer", "x-checksum");
-	ptth_response_write(res, "body\n", 5);
-	ptth_response_add_trailer(res, "x-checksum", "12345");
-}
-
-static const char *served_service = "default"; /* set by --service before serving */
-
-/* GET /service: which service's backend answered, for Host routing. */
-static void
-handle_service(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	char body[300];
-	int len;
-
-	(void)arg;
-	log_handling(req);
-	len = snprintf(body, sizeof body, "%s\n", served_service);
-	ptth_response_send(res, 200, "text/plain; charset=utf-8", body, (size_t)len);
-}
+/* The routes' settings: --delay-ms, --quiet and --service write them
+ * before serving starts; the handlers only read them. */
+static struct routes_conf routes = { .foo_delay_ms = 1, .log = true };
 
 /* ---------------------------------------------------------------------
  * WebSockets. The library carries the stream's bytes both ways; wslay
@@ -385,7 +205,8 @@ ws_serve(struct ptth_request *req, struct ptth_response *res, bool echo, long lo
 	pthread_t clock_thread;
 	const char *why;
 
-	log_handling(req);
+	if (routes.log)
+		fprintf(stderr, "handling: %s\n", ptth_request_path(req));
 	const char *protocol = ptth_request_protocol(req);
 	if (protocol == NULL || strcmp(protocol, "websocket") != 0) {
 		static const char text[] = "a WebSocket endpoint: connect with a WebSocket client\n";
@@ -412,7 +233,7 @@ ws_serve(struct ptth_request *req, struct ptth_response *res, bool echo, long lo
 	pthread_mutex_unlock(&ws.mu);
 	if (clock)
 		pthread_join(clock_thread, NULL); /* before req and res go away */
-	if (verbose)
+	if (routes.log)
 		fprintf(stderr, "ws: %s ended: %s\n", ws.name, why);
 	wslay_event_context_free(ws.ctx);
 	pthread_cond_destroy(&ws.wake);
@@ -434,7 +255,7 @@ static void
 handle_ws_clock(struct ptth_request *req, struct ptth_response *res, void *arg)
 {
 	(void)arg;
-	ws_serve(req, res, false, query_number(ptth_request_query(req), "n", -1));
+	ws_serve(req, res, false, routes_query_number(ptth_request_query(req), "n", -1));
 }
 
 static void
@@ -544,11 +365,11 @@ parse_flags(int argc, char **argv, struct ptth_backend_options *opts)
 		case TUNNELS: opts->tunnels = (int)parse_number(flag, optarg); break;
 		case NO_RECONNECT: opts->reconnect = 0; break;
 		case BACKOFF_MAX: opts->backoff_max_ms = (int)parse_number(flag, optarg); break;
-		case SERVICE: opts->service = served_service = optarg; break;
+		case SERVICE: opts->service = routes.service = optarg; break;
 		case TOKEN_FILE: opts->token = read_token_file(optarg); break;
-		case DELAY: foo_delay_ms = parse_number(flag, optarg); break;
+		case DELAY: routes.foo_delay_ms = parse_number(flag, optarg); break;
 		case TRACE: opts->trace = stderr; break;
-		case QUIET: verbose = 0; ptth_log_set_verbose(0); break;
+		case QUIET: routes.log = false; ptth_log_set_verbose(0); break;
 		case HELP: usage(stdout); exit(0);
 		default:
 			fprintf(stderr, "backend: bad flag \"%s\" (try --help)\n", argv[optind - 1]);
@@ -561,21 +382,14 @@ parse_flags(int argc, char **argv, struct ptth_backend_options *opts)
 	}
 }
 
-/* Registers the routes. Returns 0 or a negative code. */
+/* Registers the teaching routes (examples/backend/routes.c), then the WebSocket
+ * ones, which need wslay and so live here alone. Returns 0 or a
+ * negative code. */
 static int
 mux_setup(struct ptth_mux *mux)
 {
-	int rc = 0;
+	int rc = routes_register(mux, &routes);
 
-	rc = rc ? rc : ptth_mux_handle(mux, "/foo", handle_foo, NULL);
-	rc = rc ? rc : ptth_mux_handle(mux, "/echo", handle_echo, NULL);
-	rc = rc ? rc : ptth_mux_handle(mux, "/bytes", handle_bytes, NULL);
-	rc = rc ? rc : ptth_mux_handle(mux, "/headers", handle_headers, NULL);
-	rc = rc ? rc : ptth_mux_handle(mux, "/sleep", handle_sleep, NULL);
-	rc = rc ? rc : ptth_mux_handle(mux, "/status", handle_status, NULL);
-	rc = rc ? rc : ptth_mux_handle(mux, "/reset", handle_reset, NULL);
-	rc = rc ? rc : ptth_mux_handle(mux, "/trailers", handle_trailers, NULL);
-	rc = rc ? rc : ptth_mux_handle(mux, "/service", handle_service, NULL);
 	rc = rc ? rc : ptth_mux_handle(mux, "/ws", handle_ws, NULL);
 	rc = rc ? rc : ptth_mux_handle(mux, "/ws/clock", handle_ws_clock, NULL);
 	return rc;

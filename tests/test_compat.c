@@ -13,8 +13,8 @@
  *   - "Go router": a gorouter child on 127.0.0.1:0 (it prints the ports
  *     it bound, one "Tunnel added:" line per tunnel and its log on
  *     stdout, read here through a pipe) and a ptth_backend serving
- *     GET and HEAD /foo, POST /echo and GET /reset dialled to its
- *     tunnel port;
+ *     bin/backend's routes (GET and HEAD /foo, POST /echo, GET /reset...)
+ *     dialled to its tunnel port;
  *   - "bin/backend behind the Go router": the same gorouter, and our
  *     example program from PTTH_BIN_DIR as a second child.
  * The teardown, which cmocka runs even after a failed assertion, stops
@@ -46,6 +46,7 @@
 #include <curl/curl.h>
 
 #include "ptth.h"
+#include "backend/routes.h"
 
 #define ECHO_SIZE (1024 * 1024)   /* the /echo upload, 1 MiB */
 #define CONCURRENT 10
@@ -378,44 +379,6 @@ echo_payload(void)
 }
 
 /* ---------------------------------------------------------------------
- * Our backend's handlers, for the Go router.
- */
-
-/* GET /foo: "bar", as the Go original's backend example answers. */
-static void
-foo_handler(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	(void)req;
-	(void)arg;
-	ptth_response_send(res, 200, "text/plain", "bar", 3);
-}
-
-/* POST /echo: the request body, written back as it arrives. */
-static void
-echo_handler(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	char buf[16384];
-	ssize_t n;
-
-	(void)arg;
-	while ((n = ptth_request_read(req, buf, sizeof buf)) > 0) {
-		if (ptth_response_write(res, buf, (size_t)n) < 0)
-			return;
-	}
-	if (n < 0)
-		ptth_response_reset(res);
-}
-
-/* GET /reset: no answer, the stream is reset (ptth_response_reset). */
-static void
-reset_handler(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	(void)req;
-	(void)arg;
-	ptth_response_reset(res);
-}
-
-/* ---------------------------------------------------------------------
  * Fixtures.
  */
 
@@ -543,9 +506,10 @@ go_router_wait_tunnel(struct fixture *f)
 	return 0;
 }
 
-/* gorouter on 127.0.0.1:0, and our backend (GET and HEAD /foo, POST /echo,
- * GET /reset) dialled to its tunnel port and listed as a tunnel. A
- * failure undoes what was done. */
+/* gorouter on 127.0.0.1:0, and our backend (bin/backend's routes,
+ * examples/backend/routes.c: GET and HEAD /foo, POST /echo, GET /reset...)
+ * dialled to its tunnel port and listed as a tunnel. A failure undoes
+ * what was done. */
 static int
 go_router_setup(void **state)
 {
@@ -558,9 +522,7 @@ go_router_setup(void **state)
 	if (go_router_start(f) < 0)
 		goto fail;
 	f->mux = ptth_mux_new();
-	if (f->mux == NULL || ptth_mux_handle(f->mux, "/foo", foo_handler, NULL) < 0 ||
-	    ptth_mux_handle(f->mux, "/echo", echo_handler, NULL) < 0 ||
-	    ptth_mux_handle(f->mux, "/reset", reset_handler, NULL) < 0)
+	if (f->mux == NULL || routes_register(f->mux, NULL) < 0)
 		goto fail;
 	snprintf(addr, sizeof addr, "127.0.0.1:%d", f->tunnel_port);
 	opts.router_addr = addr;

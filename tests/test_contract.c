@@ -7,7 +7,7 @@
  *
  * Owns:    per test, one struct env: a router on 127.0.0.1:0 with the
  *          options the test is about, and as the case needs an in-process
- *          backend (routes mirroring bin/backend's), a hand-made HTTP/2
+ *          backend (bin/backend's routes, examples/backend/routes.c), a hand-made HTTP/2
  *          backend (struct fake) or a bin/backend child process.
  * Threads: the test thread runs every assertion. The fake backend's
  *          thread owns its nghttp2 session and only records what it saw
@@ -58,12 +58,13 @@
 #include <nghttp2/nghttp2.h>
 
 #include "ptth.h"
+#include "backend/routes.h"
+#include "support/fake_backend.h"
+#include "support/http1_client.h"
 
 #define IO_TIMEOUT_MS 10000      /* the longest any read or wait here blocks */
 #define SHORT_MS 300             /* the short timeouts the timing tests set */
 #define STREAM_WAIT_MS 3000      /* how long a streamed echo may take to come back */
-#define BODY_KEEP (64 * 1024)    /* response body bytes a test keeps */
-#define FAKE_SLOTS 64            /* streams the fake backend tracks at once */
 
 /* Fails the test with a message when a helper reported a problem. */
 #define assert_ok(expr)                                   \
@@ -150,14 +151,13 @@ first_line(const char *request, char *buf, size_t size)
  * The test environment: a router and whatever backs it.
  */
 
-struct fake;
-
 struct env {
 	struct ptth_router *router;
 	int http_port, tunnel_port;
 	struct ptth_mux *mux;
 	struct ptth_backend *backend;
 	struct fake *fake;
+	struct routes_conf routes;   /* examples/backend/routes.c's settings */
 	pid_t child;                 /* a bin/backend process, or 0 */
 	int child_err;               /* the read end of its stderr, or -1 */
 	char child_log[4096];        /* what it wrote there so far */
@@ -171,7 +171,6 @@ struct env {
 	bool unblocked;              /* /block handlers may answer */
 };
 
-static void fake_free(struct fake *f);
 static int child_kill(struct env *e);
 
 /* Fills o with the defaults, both ports on 127.0.0.1:0. */
@@ -237,33 +236,22 @@ env_start_router(struct env *e, const struct ptth_router_options *o)
 }
 
 /* ---------------------------------------------------------------------
- * The in-process backend. Its routes mirror bin/backend's (see
- * examples/backend.c), except that /sleep also ends at teardown.
+ * The in-process backend: bin/backend's own routes (examples/backend/routes.c),
+ * whose /sleep ends at teardown here, and a few test routes.
  */
 
+/* Implements the routes' sleep hook: waits ms, or until teardown begins. */
 static void
-route_foo(struct ptth_request *req, struct ptth_response *res, void *arg)
+env_sleep(long ms, void *arg)
 {
-	(void)req;
-	(void)arg;
-	ptth_response_send(res, 200, "text/plain; charset=utf-8", "bar", 3);
-}
+	struct env *e = arg;
+	struct timespec deadline = deadline_in(ms);
+	int rc = 0;
 
-/* POST /echo: every byte read is written straight back. */
-static void
-route_echo(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	char buf[16384];
-	ssize_t n;
-
-	(void)arg;
-	const char *type = ptth_request_header(req, "content-type");
-	ptth_response_add_header(res, "content-type", type ? type : "application/octet-stream");
-	while ((n = ptth_request_read(req, buf, sizeof buf)) > 0)
-		if (ptth_response_write(res, buf, (size_t)n) < 0)
-			return;
-	if (n < 0)
-		ptth_response_reset(res);
+	pthread_mutex_lock(&e->mu);
+	while (!e->closing && rc == 0)
+		rc = pthread_cond_timedwait(&e->changed, &e->mu, &deadline);
+	pthread_mutex_unlock(&e->mu);
 }
 
 /* GET /stall: a head promising 10 bytes, 3 of them, then nothing until
@@ -300,81 +288,6 @@ route_sink(struct ptth_request *req, struct ptth_response *res, void *arg)
 	}
 	int len = snprintf(answer, sizeof answer, "%lld", total);
 	ptth_response_send(res, 200, "text/plain", answer, (size_t)len);
-}
-
-/* Reads name=N from the query; def when absent or invalid. */
-static long long
-query_number(const char *query, const char *name, long long def)
-{
-	size_t len = strlen(name);
-
-	for (const char *p = query; p && *p; p = strchr(p, '&') ? strchr(p, '&') + 1 : NULL) {
-		if (strncmp(p, name, len) == 0 && p[len] == '=') {
-			char *end;
-			long long v = strtoll(p + len + 1, &end, 10);
-			if (end != p + len + 1 && (*end == '\0' || *end == '&') && v >= 0)
-				return v;
-		}
-	}
-	return def;
-}
-
-/* GET /bytes?n=N: N bytes ('a' + i % 26) with a Content-Length. */
-static void
-route_bytes(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	char block[26 * 600];
-	long long n = query_number(ptth_request_query(req), "n", 1 << 20);
-	char length[32];
-
-	(void)arg;
-	for (size_t i = 0; i < sizeof block; i++)
-		block[i] = (char)('a' + i % 26);
-	snprintf(length, sizeof length, "%lld", n);
-	ptth_response_add_header(res, "content-type", "application/octet-stream");
-	ptth_response_add_header(res, "content-length", length);
-	while (n > 0) {
-		size_t chunk = n < (long long)sizeof block ? (size_t)n : sizeof block;
-		if (ptth_response_write(res, block, chunk) < 0)
-			return;
-		n -= (long long)chunk;
-	}
-}
-
-/* GET /headers: the pseudo-fields, then each received field, one
- * "name: value" line each; no Content-Length. */
-static void
-route_headers(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	char line[1024];
-	const char *name, *value;
-
-	(void)arg;
-	ptth_response_add_header(res, "content-type", "text/plain; charset=utf-8");
-	snprintf(line, sizeof line, ":method: %s\n:path: %s%s%s\n:authority: %s\n",
-	         ptth_request_method(req), ptth_request_path(req),
-	         ptth_request_query(req)[0] ? "?" : "", ptth_request_query(req),
-	         ptth_request_authority(req));
-	ptth_response_write(res, line, strlen(line));
-	for (size_t i = 0; ptth_request_header_at(req, i, &name, &value) == 0; i++) {
-		snprintf(line, sizeof line, "%s: %s\n", name, value);
-		ptth_response_write(res, line, strlen(line));
-	}
-}
-
-/* GET /sleep?ms=N: answers after N ms, or at once when teardown begins. */
-static void
-route_sleep(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	struct env *e = arg;
-	struct timespec deadline = deadline_in(query_number(ptth_request_query(req), "ms", 1000));
-	int rc = 0;
-
-	pthread_mutex_lock(&e->mu);
-	while (!e->closing && rc == 0)
-		rc = pthread_cond_timedwait(&e->changed, &e->mu, &deadline);
-	pthread_mutex_unlock(&e->mu);
-	ptth_response_send(res, 200, "text/plain; charset=utf-8", "slept\n", 6);
 }
 
 /* GET /block (a test route): waits until the test sets e->unblocked
@@ -419,44 +332,6 @@ env_unblock(struct env *e)
 	pthread_mutex_unlock(&e->mu);
 }
 
-/* GET /status?code=N: that status; 204 and 304 with an empty body. */
-static void
-route_status(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	long long code = query_number(ptth_request_query(req), "code", 200);
-	char body[64];
-	int len;
-
-	(void)arg;
-	if (code < 200 || code > 999)
-		code = 400;
-	len = snprintf(body, sizeof body, "status %lld\n", code);
-	if (code == 204 || code == 304)
-		len = 0;
-	ptth_response_send(res, (int)code, "text/plain; charset=utf-8", body, (size_t)len);
-}
-
-/* GET /reset: RST_STREAM instead of an answer. */
-static void
-route_reset(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	(void)req;
-	(void)arg;
-	ptth_response_reset(res);
-}
-
-/* GET /trailers: "body\n", then the trailer x-checksum: 12345. */
-static void
-route_trailers(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	(void)req;
-	(void)arg;
-	ptth_response_add_header(res, "content-type", "text/plain; charset=utf-8");
-	ptth_response_add_header(res, "trailer", "x-checksum");
-	ptth_response_write(res, "body\n", 5);
-	ptth_response_add_trailer(res, "x-checksum", "12345");
-}
-
 /* Starts the in-process backend and waits until the router lists its
  * tunnel. Returns 0 or a negative code. */
 static int
@@ -466,11 +341,7 @@ env_start_backend(struct env *e)
 		const char *path;
 		ptth_handler_fn fn;
 	} routes[] = {
-		{ "/foo", route_foo }, { "/echo", route_echo }, { "/bytes", route_bytes },
-		{ "/headers", route_headers }, { "/sleep", route_sleep },
-		{ "/status", route_status }, { "/reset", route_reset },
-		{ "/trailers", route_trailers }, { "/block", route_block },
-		{ "/sink", route_sink }, { "/stall", route_stall },
+		{ "/block", route_block }, { "/sink", route_sink }, { "/stall", route_stall },
 	};
 	struct ptth_backend_options bo;
 	char addr[64];
@@ -480,6 +351,10 @@ env_start_backend(struct env *e)
 	e->mux = ptth_mux_new();
 	if (e->mux == NULL)
 		return -ENOMEM;
+	e->routes.sleep = env_sleep;
+	e->routes.sleep_arg = e;
+	if ((rc = routes_register(e->mux, &e->routes)) < 0)
+		return rc;
 	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
 		if ((rc = ptth_mux_handle(e->mux, routes[i].path, routes[i].fn, e)) < 0)
 			return rc;
@@ -511,466 +386,6 @@ env_start(struct env *e, const struct ptth_router_options *o)
 	}
 	assert_int_equal(env_start_router(e, o), 0);
 	assert_int_equal(env_start_backend(e), 0);
-}
-
-/* ---------------------------------------------------------------------
- * Raw connections. Every read is bounded by SO_RCVTIMEO.
- */
-
-struct conn {
-	int fd;
-	size_t off, len;          /* unread bytes are buf[off..len) */
-	char buf[16 * 1024];
-};
-
-/* Connects a TCP socket to 127.0.0.1:port with IO_TIMEOUT_MS send and
- * receive timeouts and Nagle off (so byte-by-byte sends leave one by
- * one). A rcvbuf above 0 sets SO_RCVBUF before connecting, so that the
- * window the socket advertises stays that small too. Returns the socket
- * or a negative code. */
-static int
-dial_loopback_rcvbuf(int port, int rcvbuf)
-{
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)port) };
-	struct timeval tv = { IO_TIMEOUT_MS / 1000, 0 };
-	int one = 1;
-	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-
-	if (fd < 0)
-		return -errno;
-	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-	if (rcvbuf > 0)
-		setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &rcvbuf, sizeof rcvbuf);
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
-	if (connect(fd, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		int rc = -errno;
-		close(fd);
-		return rc;
-	}
-	return fd;
-}
-
-static int
-dial_loopback(int port)
-{
-	return dial_loopback_rcvbuf(port, 0);
-}
-
-static int
-conn_open(struct conn *c, int port)
-{
-	c->off = c->len = 0;
-	c->fd = dial_loopback(port);
-	return c->fd < 0 ? c->fd : 0;
-}
-
-static void
-conn_close(struct conn *c)
-{
-	if (c->fd >= 0)
-		close(c->fd);
-	c->fd = -1;
-}
-
-/* Sends all of data. Returns 0 or a negative code. */
-static int
-send_all(int fd, const void *data, size_t len)
-{
-	const char *p = data;
-
-	while (len > 0) {
-		ssize_t n = send(fd, p, len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0)
-			return errno == EAGAIN ? -ETIMEDOUT : -errno;
-		p += n;
-		len -= (size_t)n;
-	}
-	return 0;
-}
-
-static int
-conn_send(struct conn *c, const char *s)
-{
-	return send_all(c->fd, s, strlen(s));
-}
-
-/* Waits up to ms for the router to send something or close.
- * Returns true when there is something to read. */
-static bool
-conn_wait_readable(struct conn *c, int ms)
-{
-	struct pollfd p = { .fd = c->fd, .events = POLLIN };
-
-	if (c->off < c->len)
-		return true;
-	while (poll(&p, 1, ms) < 0)
-		if (errno != EINTR)
-			return false;
-	return p.revents != 0;
-}
-
-/* Sends s one byte per send(), as a slow or odd client would. Stops
- * early, without error, once the router has answered or closed: that is
- * allowed as soon as it has seen enough. Returns 0 or a negative code. */
-static int
-conn_send_bytewise(struct conn *c, const char *s)
-{
-	for (size_t i = 0; s[i] != '\0'; i++) {
-		if (conn_wait_readable(c, 0))
-			return 0;
-		int rc = send_all(c->fd, s + i, 1);
-		if (rc == -EPIPE || rc == -ECONNRESET)
-			return 0; /* closed: its answer is waiting to be read */
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
-/* Sends every byte of s, one per send(), whatever comes back meanwhile:
- * for a request that streams, whose answer starts before its end. */
-static int
-conn_send_every_byte(struct conn *c, const char *s)
-{
-	for (size_t i = 0; s[i] != '\0'; i++) {
-		int rc = send_all(c->fd, s + i, 1);
-
-		if (rc < 0)
-			return rc;
-	}
-	return 0;
-}
-
-/* Sends s whole or byte by byte. */
-static int
-conn_send_as(struct conn *c, const char *s, bool bytewise)
-{
-	return bytewise ? conn_send_bytewise(c, s) : conn_send(c, s);
-}
-
-/* Reads more bytes after the unread ones. Returns the count, 0 at the
- * end of the stream, -ETIMEDOUT when nothing came in time, or another
- * negative code (-ECONNRESET when the router reset the connection). */
-static ssize_t
-conn_fill(struct conn *c)
-{
-	ssize_t n;
-
-	if (c->off > 0) {
-		memmove(c->buf, c->buf + c->off, c->len - c->off);
-		c->len -= c->off;
-		c->off = 0;
-	}
-	if (c->len == sizeof c->buf)
-		return -ENOBUFS;
-	do
-		n = recv(c->fd, c->buf + c->len, sizeof c->buf - c->len, 0);
-	while (n < 0 && errno == EINTR);
-	if (n < 0)
-		return (errno == EAGAIN || errno == EWOULDBLOCK) ? -ETIMEDOUT : -errno;
-	c->len += (size_t)n;
-	return n;
-}
-
-/* Reads one line into line (without its CR LF, cut to fit). Returns its
- * length, -ECONNRESET when the connection ended first, or another
- * negative code. */
-static ssize_t
-conn_read_line(struct conn *c, char *line, size_t size)
-{
-	for (;;) {
-		char *nl = memchr(c->buf + c->off, '\n', c->len - c->off);
-		if (nl != NULL) {
-			size_t n = (size_t)(nl - (c->buf + c->off));
-			size_t keep = n;
-			if (keep > 0 && c->buf[c->off + keep - 1] == '\r')
-				keep--;
-			if (keep >= size)
-				keep = size - 1;
-			memcpy(line, c->buf + c->off, keep);
-			line[keep] = '\0';
-			c->off += n + 1;
-			return (ssize_t)keep;
-		}
-		ssize_t r = conn_fill(c);
-		if (r == 0)
-			return -ECONNRESET;
-		if (r < 0)
-			return r;
-	}
-}
-
-/* Points *data at up to max unread bytes, reading when there are none.
- * Returns the count, 0 at the end of the stream, or a negative code. */
-static ssize_t
-conn_take(struct conn *c, size_t max, const char **data)
-{
-	size_t n;
-
-	if (c->off == c->len) {
-		ssize_t r = conn_fill(c);
-		if (r <= 0)
-			return r;
-	}
-	n = c->len - c->off;
-	if (n > max)
-		n = max;
-	*data = c->buf + c->off;
-	c->off += n;
-	return (ssize_t)n;
-}
-
-/* Checks that the router closes the connection next, sending nothing
- * more. A reset counts as a close too (the router may close with our
- * unread bytes in its buffer). NULL, or what happened instead. */
-static const char *
-conn_expect_close(struct conn *c)
-{
-	ssize_t n;
-
-	if (c->off < c->len)
-		return problem("%zu unexpected bytes after the response: \"%.60s\"",
-		               c->len - c->off, c->buf + c->off);
-	n = conn_fill(c);
-	if (n == 0 || n == -ECONNRESET)
-		return NULL;
-	if (n > 0)
-		return problem("unexpected bytes instead of a close: \"%.60s\"", c->buf);
-	return problem("the connection was not closed: %s", strerror((int)-n));
-}
-
-/* ---------------------------------------------------------------------
- * HTTP/1.1 responses, as a strict client reads them.
- */
-
-enum framing { FRAMING_NONE, FRAMING_LENGTH, FRAMING_CHUNKED, FRAMING_CLOSE };
-
-struct field {
-	char name[64];
-	char value[512];
-};
-
-struct response {
-	int status;                     /* from the status line */
-	int minor;                      /* HTTP/1.x of the status line */
-	int nfields, ntrailers;
-	struct field fields[48];
-	struct field trailers[8];
-	enum framing framing;
-	long long length;               /* Content-Length, or -1 */
-	char body[BODY_KEEP + 1];       /* the first BODY_KEEP bytes, NUL-terminated */
-	size_t body_len;
-	unsigned long long body_total;  /* every body byte received */
-	bool complete;                  /* the body ended as its framing says */
-	bool eof;                       /* the connection ended while reading it */
-};
-
-/* The value of the first field called name, or NULL. */
-static const char *
-field_get(const struct field *fields, int n, const char *name)
-{
-	for (int i = 0; i < n; i++)
-		if (strcasecmp(fields[i].name, name) == 0)
-			return fields[i].value;
-	return NULL;
-}
-
-static const char *
-resp_field(const struct response *r, const char *name)
-{
-	return field_get(r->fields, r->nfields, name);
-}
-
-/* Reads "name: value" lines up to the empty line. Returns 0 or a
- * negative code (-EPROTO for a line that is no field). */
-static int
-read_fields(struct conn *c, struct field *fields, int *n, int max)
-{
-	char line[1024];
-
-	for (;;) {
-		ssize_t len = conn_read_line(c, line, sizeof line);
-		if (len < 0)
-			return (int)len;
-		if (len == 0)
-			return 0;
-		char *colon = strchr(line, ':');
-		if (colon == NULL)
-			return -EPROTO;
-		if (*n == max)
-			continue;
-		*colon = '\0';
-		char *value = colon + 1;
-		while (*value == ' ' || *value == '\t')
-			value++;
-		snprintf(fields[*n].name, sizeof fields[*n].name, "%.63s", line);
-		snprintf(fields[*n].value, sizeof fields[*n].value, "%.511s", value);
-		(*n)++;
-	}
-}
-
-/* Reads a status line and fields, and works out how the body is
- * delimited (RFC 9112 section 6.3). An interim 1xx head is returned as
- * it is. Returns 0 or a negative code. */
-static int
-read_head(struct conn *c, struct response *r, bool head_request)
-{
-	char line[1024];
-	ssize_t n;
-	int rc;
-
-	memset(r, 0, sizeof *r);
-	r->length = -1;
-	n = conn_read_line(c, line, sizeof line);
-	if (n < 0)
-		return (int)n;
-	if (sscanf(line, "HTTP/1.%d %d", &r->minor, &r->status) != 2)
-		return -EPROTO;
-	rc = read_fields(c, r->fields, &r->nfields, 48);
-	if (rc < 0)
-		return rc;
-	const char *te = resp_field(r, "transfer-encoding");
-	const char *cl = resp_field(r, "content-length");
-	if (head_request || r->status < 200 || r->status == 204 || r->status == 304) {
-		r->framing = FRAMING_NONE;
-		r->complete = true;
-	} else if (te != NULL && strcasestr(te, "chunked") != NULL) {
-		r->framing = FRAMING_CHUNKED;
-	} else if (cl != NULL) {
-		r->framing = FRAMING_LENGTH;
-		r->length = strtoll(cl, NULL, 10);
-	} else {
-		r->framing = FRAMING_CLOSE;
-	}
-	return 0;
-}
-
-static void
-body_keep(struct response *r, const char *data, size_t n)
-{
-	size_t room = BODY_KEEP - r->body_len;
-	size_t keep = n < room ? n : room;
-
-	memcpy(r->body + r->body_len, data, keep);
-	r->body_len += keep;
-	r->body[r->body_len] = '\0';
-	r->body_total += n;
-}
-
-/* A read inside a body failed with rc: the end of the connection is an
- * answer (a cut body), anything else an error. */
-static int
-body_cut(struct response *r, ssize_t rc)
-{
-	if (rc == 0 || rc == -ECONNRESET) {
-		r->eof = true;
-		return 0;
-	}
-	return (int)rc;
-}
-
-/* Reads n body bytes. */
-static int
-read_body_bytes(struct conn *c, struct response *r, unsigned long long n)
-{
-	while (n > 0) {
-		const char *data = NULL;
-		ssize_t got = conn_take(c, n > SIZE_MAX ? SIZE_MAX : (size_t)n, &data);
-		if (got <= 0)
-			return body_cut(r, got);
-		body_keep(r, data, (size_t)got);
-		n -= (unsigned long long)got;
-	}
-	return 0;
-}
-
-/* Reads a chunked body and its trailers (RFC 9112 section 7.1). */
-static int
-read_body_chunked(struct conn *c, struct response *r)
-{
-	char line[256];
-
-	for (;;) {
-		ssize_t n = conn_read_line(c, line, sizeof line);
-		if (n < 0)
-			return body_cut(r, n);
-		char *end;
-		unsigned long long size = strtoull(line, &end, 16);
-		if (end == line)
-			return -EPROTO;
-		if (size == 0) {
-			int rc = read_fields(c, r->trailers, &r->ntrailers, 8);
-			if (rc < 0)
-				return body_cut(r, rc);
-			r->complete = true;
-			return 0;
-		}
-		unsigned long long before = r->body_total;
-		int rc = read_body_bytes(c, r, size);
-		if (rc < 0 || r->eof || r->body_total - before < size)
-			return rc;
-		n = conn_read_line(c, line, sizeof line);
-		if (n < 0)
-			return body_cut(r, n);
-		if (n != 0)
-			return -EPROTO;
-	}
-}
-
-/* Reads the body that read_head() announced. Returns 0 when it ended
- * (complete, or cut by the end of the connection: see r->complete and
- * r->eof), or a negative code such as -ETIMEDOUT. */
-static int
-read_body(struct conn *c, struct response *r)
-{
-	int rc;
-
-	switch (r->framing) {
-	case FRAMING_NONE:
-		return 0;
-	case FRAMING_LENGTH:
-		rc = read_body_bytes(c, r, (unsigned long long)r->length);
-		r->complete = rc == 0 && !r->eof;
-		return rc;
-	case FRAMING_CHUNKED:
-		return read_body_chunked(c, r);
-	case FRAMING_CLOSE:
-		rc = read_body_bytes(c, r, ULLONG_MAX);
-		r->complete = rc == 0 && r->eof;
-		return rc;
-	}
-	return -EINVAL;
-}
-
-/* Reads one final response, skipping interim 1xx ones. */
-static int
-read_response(struct conn *c, struct response *r, bool head_request)
-{
-	int rc;
-
-	do
-		rc = read_head(c, r, head_request);
-	while (rc == 0 && r->status >= 100 && r->status < 200);
-	return rc < 0 ? rc : read_body(c, r);
-}
-
-/* Checks one whole response: status and, unless NULL, body. */
-static const char *
-check_response(const struct response *r, int status, const char *body)
-{
-	if (r->status != status)
-		return problem("expected status %d, got %d (body \"%.80s\")", status, r->status,
-		               r->body);
-	if (!r->complete)
-		return problem("the %d response body was cut short after %llu bytes", status,
-		               r->body_total);
-	if (body != NULL && strcmp(r->body, body) != 0)
-		return problem("expected body \"%s\", got \"%.80s\"", body, r->body);
-	return NULL;
 }
 
 /* Sends request on a new connection and reads the one response to it,
@@ -1279,472 +694,6 @@ child_kill(struct env *e)
 	return status;
 }
 
-/* ---------------------------------------------------------------------
- * A hand-made HTTP/2 backend on a tunnel: an nghttp2 server session on
- * a thread of its own. It advertises the MAX_CONCURRENT_STREAMS it is
- * given, answers every request 200 "bar" (HEAD too, against RFC 9110
- * section 9.3.2: it is a rogue backend), except:
- *   /hold...   kept unanswered until fake_release();
- *   /break...  a head without Content-Length and "hello", then the
- *              tunnel is closed (FIN) with the stream still open;
- *   /endless   a head without Content-Length, then body bytes for as
- *              long as flow control lets it send;
- *   /deaf      a head without Content-Length, then nothing: no body
- *              byte, and no request body byte is ever taken (its window
- *              is never reopened). Other streams' request bodies are
- *              consumed as they arrive.
- * It records SETTINGS ACKs, request heads and RST_STREAM frames.
- */
-
-enum fake_event { FAKE_SETTINGS_ACKED, FAKE_REQUESTS, FAKE_RESETS };
-
-struct fake {
-	/* Set before the thread starts; the fake thread's alone afterwards
-	 * (the test thread reads fd and session again only after joining): */
-	int fd;
-	int wake_fd;                 /* eventfd: a command is waiting */
-	nghttp2_session *session;
-	pthread_t thread;
-	bool close_after_flush;      /* /break: hang up once written */
-	bool break_sent;
-	char paths[FAKE_SLOTS][128]; /* :path of stream id, by (id / 2) % FAKE_SLOTS */
-	int32_t held[FAKE_SLOTS];
-	int held_count;
-
-	pthread_mutex_t mu;          /* taken alone, never across nghttp2 or I/O */
-	pthread_cond_t changed;      /* CLOCK_MONOTONIC */
-	/* guarded by mu: */
-	int settings_acked, requests, resets;
-	int32_t last_request, last_reset;
-	uint32_t last_reset_code;
-	bool hold, release, stop;
-};
-
-#define FAKE_NV(n, v) \
-	{ (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, NGHTTP2_NV_FLAG_NONE }
-
-static char *
-fake_path(struct fake *f, int32_t stream_id)
-{
-	return f->paths[(stream_id / 2) % FAKE_SLOTS];
-}
-
-/* Implements nghttp2_data_source_read_callback. We use it to send "bar"
- * and end the stream. */
-static ssize_t
-fake_bar_read_callback(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
-                       size_t length, uint32_t *data_flags, nghttp2_data_source *source,
-                       void *user_data)
-{
-	(void)session;
-	(void)stream_id;
-	(void)length; /* always at least 16 KiB */
-	(void)source;
-	(void)user_data;
-	memcpy(buf, "bar", 3);
-	*data_flags |= NGHTTP2_DATA_FLAG_EOF;
-	return 3;
-}
-
-/* Implements nghttp2_data_source_read_callback. We use it for /endless:
- * every call fills the frame, and the body never ends. */
-static ssize_t
-fake_endless_read_callback(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
-                           size_t length, uint32_t *data_flags,
-                           nghttp2_data_source *source, void *user_data)
-{
-	(void)session;
-	(void)stream_id;
-	(void)data_flags;
-	(void)source;
-	(void)user_data;
-	memset(buf, 'e', length);
-	return (ssize_t)length;
-}
-
-/* Implements nghttp2_data_source_read_callback. We use it for /deaf:
- * there is never a body byte to send. */
-static ssize_t
-fake_silent_read_callback(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
-                          size_t length, uint32_t *data_flags,
-                          nghttp2_data_source *source, void *user_data)
-{
-	(void)session;
-	(void)stream_id;
-	(void)buf;
-	(void)length;
-	(void)data_flags;
-	(void)source;
-	(void)user_data;
-	return NGHTTP2_ERR_DEFERRED;
-}
-
-/* Implements nghttp2_data_source_read_callback. We use it to send
- * "hello" once and then nothing: the stream never ends. */
-static ssize_t
-fake_break_read_callback(nghttp2_session *session, int32_t stream_id, uint8_t *buf,
-                         size_t length, uint32_t *data_flags, nghttp2_data_source *source,
-                         void *user_data)
-{
-	struct fake *f = user_data;
-
-	(void)session;
-	(void)stream_id;
-	(void)length;
-	(void)data_flags;
-	(void)source;
-	if (f->break_sent)
-		return NGHTTP2_ERR_DEFERRED;
-	f->break_sent = true;
-	memcpy(buf, "hello", 5);
-	return 5;
-}
-
-static void
-fake_answer(struct fake *f, int32_t stream_id)
-{
-	nghttp2_nv nv[] = { FAKE_NV(":status", "200"), FAKE_NV("content-type", "text/plain"),
-	                    FAKE_NV("content-length", "3") };
-	nghttp2_data_provider body = { .read_callback = fake_bar_read_callback };
-
-	/* Fails harmlessly for a stream the router already reset. */
-	nghttp2_submit_response(f->session, stream_id, nv, 3, &body);
-}
-
-/* A head without Content-Length, then the body read_callback makes. */
-static void
-fake_answer_unsized(struct fake *f, int32_t stream_id, nghttp2_data_source_read_callback cb)
-{
-	nghttp2_nv nv[] = { FAKE_NV(":status", "200"), FAKE_NV("content-type", "text/plain") };
-	nghttp2_data_provider body = { .read_callback = cb };
-
-	nghttp2_submit_response(f->session, stream_id, nv, 2, &body);
-}
-
-static void
-fake_answer_break(struct fake *f, int32_t stream_id)
-{
-	nghttp2_nv nv[] = { FAKE_NV(":status", "200"), FAKE_NV("content-type", "text/plain") };
-	nghttp2_data_provider body = { .read_callback = fake_break_read_callback };
-
-	nghttp2_submit_response(f->session, stream_id, nv, 2, &body);
-	f->close_after_flush = true;
-}
-
-/* A complete request head arrived: count it, then answer, hold or break. */
-static void
-fake_on_request(struct fake *f, int32_t stream_id)
-{
-	const char *path = fake_path(f, stream_id);
-	bool hold;
-
-	pthread_mutex_lock(&f->mu);
-	f->requests++;
-	f->last_request = stream_id;
-	hold = f->hold;
-	pthread_cond_broadcast(&f->changed);
-	pthread_mutex_unlock(&f->mu);
-	if (strncmp(path, "/break", 6) == 0)
-		fake_answer_break(f, stream_id);
-	else if (strcmp(path, "/endless") == 0)
-		fake_answer_unsized(f, stream_id, fake_endless_read_callback);
-	else if (strcmp(path, "/deaf") == 0)
-		fake_answer_unsized(f, stream_id, fake_silent_read_callback);
-	else if (hold && strncmp(path, "/hold", 5) == 0 && f->held_count < FAKE_SLOTS)
-		f->held[f->held_count++] = stream_id;
-	else
-		fake_answer(f, stream_id);
-}
-
-/* Implements nghttp2_on_begin_headers_callback. We use it to forget the
- * path of an earlier stream that had the same slot. */
-static int
-fake_on_begin_headers_callback(nghttp2_session *session, const nghttp2_frame *frame,
-                               void *user_data)
-{
-	(void)session;
-	fake_path(user_data, frame->hd.stream_id)[0] = '\0';
-	return 0;
-}
-
-/* Implements nghttp2_on_header_callback. We use it to keep :path. */
-static int
-fake_on_header_callback(nghttp2_session *session, const nghttp2_frame *frame,
-                        const uint8_t *name, size_t namelen, const uint8_t *value,
-                        size_t valuelen, uint8_t flags, void *user_data)
-{
-	(void)session;
-	(void)flags;
-	if (namelen == 5 && memcmp(name, ":path", 5) == 0)
-		snprintf(fake_path(user_data, frame->hd.stream_id), 128, "%.*s", (int)valuelen,
-		         (const char *)value);
-	return 0;
-}
-
-/* Implements nghttp2_on_data_chunk_recv_callback. We use it to take
- * request body bytes (reopening the window) on every stream but /deaf:
- * the session does not do it by itself (no_auto_window_update). */
-static int
-fake_on_data_chunk_recv_callback(nghttp2_session *session, uint8_t flags, int32_t stream_id,
-                                 const uint8_t *data, size_t len, void *user_data)
-{
-	(void)flags;
-	(void)data;
-	if (strcmp(fake_path(user_data, stream_id), "/deaf") != 0)
-		nghttp2_session_consume(session, stream_id, len);
-	return 0;
-}
-
-/* Implements nghttp2_on_frame_recv_callback. We use it to record
- * SETTINGS ACKs and resets, and to act on complete request heads. */
-static int
-fake_on_frame_recv_callback(nghttp2_session *session, const nghttp2_frame *frame,
-                            void *user_data)
-{
-	struct fake *f = user_data;
-
-	(void)session;
-	if (frame->hd.type == NGHTTP2_HEADERS && frame->headers.cat == NGHTTP2_HCAT_REQUEST) {
-		fake_on_request(f, frame->hd.stream_id);
-		return 0;
-	}
-	pthread_mutex_lock(&f->mu);
-	if (frame->hd.type == NGHTTP2_SETTINGS && (frame->hd.flags & NGHTTP2_FLAG_ACK)) {
-		f->settings_acked++;
-	} else if (frame->hd.type == NGHTTP2_RST_STREAM) {
-		f->resets++;
-		f->last_reset = frame->hd.stream_id;
-		f->last_reset_code = frame->rst_stream.error_code;
-	}
-	pthread_cond_broadcast(&f->changed);
-	pthread_mutex_unlock(&f->mu);
-	return 0;
-}
-
-/* Writes everything the session wants to send, coalesced into as few
- * send() calls as it fits in, so that frames queued together (a head
- * and its body) reach the router in one read, as from a real backend.
- * Returns 0 or -1. */
-static int
-fake_flush(struct fake *f)
-{
-	uint8_t out[64 * 1024];
-	size_t len = 0;
-	const uint8_t *data;
-	ssize_t n;
-
-	while ((n = nghttp2_session_mem_send(f->session, &data)) > 0) {
-		if (len + (size_t)n > sizeof out) {
-			if (send_all(f->fd, out, len) < 0)
-				return -1;
-			len = 0;
-		}
-		if ((size_t)n > sizeof out) {
-			if (send_all(f->fd, data, (size_t)n) < 0)
-				return -1;
-			continue;
-		}
-		memcpy(out + len, data, (size_t)n);
-		len += (size_t)n;
-	}
-	if (len > 0 && send_all(f->fd, out, len) < 0)
-		return -1;
-	return n < 0 ? -1 : 0;
-}
-
-/* Acts on the commands of the test thread. Returns -1 to stop. */
-static int
-fake_take_commands(struct fake *f)
-{
-	uint64_t count;
-	bool stop, release;
-
-	if (read(f->wake_fd, &count, sizeof count) < 0)
-		return -1;
-	pthread_mutex_lock(&f->mu);
-	stop = f->stop;
-	release = f->release;
-	f->release = false;
-	if (release)
-		f->hold = false;
-	pthread_mutex_unlock(&f->mu);
-	if (stop)
-		return -1;
-	for (int i = 0; release && i < f->held_count; i++)
-		fake_answer(f, f->held[i]);
-	if (release)
-		f->held_count = 0;
-	return 0;
-}
-
-/* Closes the sending side, as a backend that dies after writing does,
- * then waits for the router to close its side. */
-static void
-fake_hang_up(struct fake *f)
-{
-	char buf[4096];
-
-	shutdown(f->fd, SHUT_WR);
-	while (recv(f->fd, buf, sizeof buf, 0) > 0)
-		;
-}
-
-/* The fake backend's thread: the only one that touches its session. */
-static void *
-fake_thread_main(void *arg)
-{
-	struct fake *f = arg;
-	uint8_t buf[16384];
-
-	pthread_setname_np(pthread_self(), "test-fake-h2");
-	for (;;) {
-		if (fake_flush(f) < 0)
-			break;
-		if (f->close_after_flush) {
-			fake_hang_up(f);
-			break;
-		}
-		struct pollfd p[2] = { { .fd = f->fd, .events = POLLIN },
-		                       { .fd = f->wake_fd, .events = POLLIN } };
-		if (poll(p, 2, -1) < 0) {
-			if (errno == EINTR)
-				continue;
-			break;
-		}
-		if ((p[1].revents & POLLIN) && fake_take_commands(f) < 0)
-			break;
-		if (p[0].revents != 0) {
-			ssize_t n = recv(f->fd, buf, sizeof buf, 0);
-			if (n <= 0 || nghttp2_session_mem_recv(f->session, buf, (size_t)n) < 0)
-				break;
-		}
-	}
-	close(f->fd);
-	f->fd = -1;
-	return NULL;
-}
-
-/* Creates the server session with our callbacks and queues SETTINGS. */
-static int
-fake_session_new(struct fake *f, uint32_t max_streams)
-{
-	nghttp2_session_callbacks *cbs;
-	nghttp2_option *opt;
-	nghttp2_settings_entry settings[] = {
-		{ NGHTTP2_SETTINGS_MAX_CONCURRENT_STREAMS, max_streams },
-	};
-	int rc;
-
-	if (nghttp2_session_callbacks_new(&cbs) != 0)
-		return -ENOMEM;
-	if (nghttp2_option_new(&opt) != 0) {
-		nghttp2_session_callbacks_del(cbs);
-		return -ENOMEM;
-	}
-	nghttp2_option_set_no_auto_window_update(opt, 1);
-	nghttp2_session_callbacks_set_on_begin_headers_callback(cbs, fake_on_begin_headers_callback);
-	nghttp2_session_callbacks_set_on_header_callback(cbs, fake_on_header_callback);
-	nghttp2_session_callbacks_set_on_data_chunk_recv_callback(cbs,
-	                                                         fake_on_data_chunk_recv_callback);
-	nghttp2_session_callbacks_set_on_frame_recv_callback(cbs, fake_on_frame_recv_callback);
-	rc = nghttp2_session_server_new2(&f->session, cbs, f, opt);
-	nghttp2_session_callbacks_del(cbs);
-	nghttp2_option_del(opt);
-	if (rc != 0)
-		return -ENOMEM;
-	if (nghttp2_submit_settings(f->session, NGHTTP2_FLAG_NONE, settings, 1) != 0)
-		return -EPROTO;
-	return 0;
-}
-
-/* Dials the router's tunnel port as a backend would and starts serving
- * with max_streams concurrent streams allowed. /hold requests are held
- * from the start. Returns the fake (also kept in e->fake) or NULL. */
-static struct fake *
-fake_start(struct env *e, uint32_t max_streams)
-{
-	struct fake *f = calloc(1, sizeof *f);
-
-	if (f == NULL)
-		return NULL;
-	f->fd = dial_loopback(e->tunnel_port);
-	f->wake_fd = eventfd(0, EFD_CLOEXEC);
-	pthread_mutex_init(&f->mu, NULL);
-	cond_init_monotonic(&f->changed);
-	f->hold = true;
-	if (f->fd < 0 || f->wake_fd < 0 || fake_session_new(f, max_streams) < 0 ||
-	    pthread_create(&f->thread, NULL, fake_thread_main, f) != 0)
-		goto out_free;
-	e->fake = f;
-	return f;
-out_free:
-	if (f->session != NULL)
-		nghttp2_session_del(f->session);
-	if (f->fd >= 0)
-		close(f->fd);
-	if (f->wake_fd >= 0)
-		close(f->wake_fd);
-	pthread_cond_destroy(&f->changed);
-	pthread_mutex_destroy(&f->mu);
-	free(f);
-	return NULL;
-}
-
-static void
-fake_wake(struct fake *f)
-{
-	uint64_t one = 1;
-
-	if (write(f->wake_fd, &one, sizeof one) < 0)
-		abort(); /* an eventfd write only fails on overflow */
-}
-
-/* Answers the held streams and holds no more. */
-static void
-fake_release(struct fake *f)
-{
-	pthread_mutex_lock(&f->mu);
-	f->release = true;
-	pthread_mutex_unlock(&f->mu);
-	fake_wake(f);
-}
-
-static int
-fake_count_locked(const struct fake *f, enum fake_event ev)
-{
-	switch (ev) {
-	case FAKE_SETTINGS_ACKED: return f->settings_acked;
-	case FAKE_REQUESTS: return f->requests;
-	case FAKE_RESETS: return f->resets;
-	}
-	return 0;
-}
-
-/* Waits until ev happened n times. Returns 0 or -ETIMEDOUT. */
-static int
-fake_wait(struct fake *f, enum fake_event ev, int n)
-{
-	struct timespec deadline = deadline_in(IO_TIMEOUT_MS);
-	int rc = 0;
-
-	pthread_mutex_lock(&f->mu);
-	while (fake_count_locked(f, ev) < n && rc == 0)
-		rc = pthread_cond_timedwait(&f->changed, &f->mu, &deadline);
-	rc = fake_count_locked(f, ev) >= n ? 0 : -ETIMEDOUT;
-	pthread_mutex_unlock(&f->mu);
-	return rc;
-}
-
-/* The stream id of the last request head the fake saw. */
-static int32_t
-fake_last_request(struct fake *f)
-{
-	pthread_mutex_lock(&f->mu);
-	int32_t id = f->last_request;
-	pthread_mutex_unlock(&f->mu);
-	return id;
-}
-
 /* Waits for the fake's first RST_STREAM and checks that the router sent
  * it, with CANCEL, for stream_id. NULL, or what happened instead. */
 static const char *
@@ -1762,25 +711,6 @@ fake_saw_cancel(struct fake *f, int32_t stream_id)
 	return NULL;
 }
 
-/* Stops the fake (closing its tunnel if still open), joins its thread
- * and frees it. NULL is allowed. */
-static void
-fake_free(struct fake *f)
-{
-	if (f == NULL)
-		return;
-	pthread_mutex_lock(&f->mu);
-	f->stop = true;
-	pthread_mutex_unlock(&f->mu);
-	fake_wake(f);
-	pthread_join(f->thread, NULL);
-	nghttp2_session_del(f->session);
-	close(f->wake_fd);
-	pthread_cond_destroy(&f->changed);
-	pthread_mutex_destroy(&f->mu);
-	free(f);
-}
-
 /* A router with opts (NULL: the defaults) served by a fake backend that
  * allows max_streams streams, once the router has applied its SETTINGS. */
 static struct fake *
@@ -1794,8 +724,9 @@ env_start_with_fake(struct env *e, const struct ptth_router_options *o, uint32_t
 		o = &def;
 	}
 	assert_int_equal(env_start_router(e, o), 0);
-	f = fake_start(e, max_streams);
+	f = fake_start(e->tunnel_port, max_streams);
 	assert_non_null(f);
+	e->fake = f;
 	assert_int_equal(ptth_router_wait_tunnels(e->router, 1, IO_TIMEOUT_MS), 0);
 	/* The router ACKs our SETTINGS only after it applied them. */
 	assert_int_equal(fake_wait(f, FAKE_SETTINGS_ACKED, 1), 0);
@@ -1933,18 +864,6 @@ test_contract_http11_without_host_is_400_then_close(void **state)
 /* ---------------------------------------------------------------------
  * Requests judged whole before anything of them is forwarded.
  */
-
-/* How many request heads the fake backend has seen. */
-static int
-fake_requests(struct fake *f)
-{
-	int n;
-
-	pthread_mutex_lock(&f->mu);
-	n = f->requests;
-	pthread_mutex_unlock(&f->mu);
-	return n;
-}
 
 /* Every request the router answers with a 4xx of its own, for its head
  * or its framing, is refused before a stream is opened: the fake backend

@@ -524,17 +524,18 @@ terminate_cleanly(pid_t pid, char *what, size_t size)
 	return rc == 0 && WIFEXITED(status) && WEXITSTATUS(status) == 0;
 }
 
-/* True when GET /headers, a route only bin/backend has, answers 200
- * within tries requests (round-robin visits every tunnel in turn). */
+/* True when a request reaches the bin/backend process within tries
+ * requests (round-robin visits every tunnel in turn): GET /who, a route
+ * only the in-process backends have, answered 404 by bin/backend's mux. */
 static bool
 process_serves(struct harness_router *hr, int tries)
 {
 	char url[128];
 	long status = 0;
 
-	harness_url(hr, "/headers", url, sizeof url);
+	harness_url(hr, "/who", url, sizeof url);
 	for (int i = 0; i < tries; i++)
-		if (http_get(url, &status, NULL, 0, NULL) == CURLE_OK && status == 200)
+		if (http_get(url, &status, NULL, 0, NULL) == CURLE_OK && status == 404)
 			return true;
 	return false;
 }

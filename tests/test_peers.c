@@ -49,6 +49,7 @@
 #include <curl/curl.h>
 
 #include "ptth.h"
+#include "backend/routes.h"
 
 extern char **environ;
 
@@ -498,35 +499,6 @@ socat_next_listen_port(struct child *c)
 }
 
 /* ---------------------------------------------------------------------
- * The backend's routes, as in examples/backend.c. They run on the
- * library's worker threads, so they record nothing and assert nothing.
- */
-
-static void
-handle_foo(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	(void)req;
-	(void)arg;
-	ptth_response_send(res, 200, "text/plain; charset=utf-8", "bar", 3);
-}
-
-/* Streams the request body back as it arrives. */
-static void
-handle_echo(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	char buf[16384];
-	ssize_t n;
-
-	(void)arg;
-	ptth_response_add_header(res, "content-type", "application/octet-stream");
-	while ((n = ptth_request_read(req, buf, sizeof buf)) > 0)
-		if (ptth_response_write(res, buf, (size_t)n) < 0)
-			return;
-	if (n < 0)
-		ptth_response_reset(res);
-}
-
-/* ---------------------------------------------------------------------
  * The fixture.
  */
 
@@ -587,7 +559,7 @@ peers_start_router(struct peers *p)
 	assert_int_equal(ptth_router_ports(p->router, &p->http_port, &p->tunnel_port), 0);
 }
 
-/* Starts our backend, with /foo and /echo, dialling 127.0.0.1:port. */
+/* Starts our backend, with bin/backend's routes, dialling 127.0.0.1:port. */
 static void
 peers_start_backend(struct peers *p, int port)
 {
@@ -596,8 +568,7 @@ peers_start_backend(struct peers *p, int port)
 
 	p->mux = ptth_mux_new();
 	assert_non_null(p->mux);
-	assert_int_equal(ptth_mux_handle(p->mux, "/foo", handle_foo, NULL), 0);
-	assert_int_equal(ptth_mux_handle(p->mux, "/echo", handle_echo, NULL), 0);
+	assert_int_equal(routes_register(p->mux, NULL), 0);
 	opts.handler_arg = p->mux;
 	snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
 	p->backend = ptth_backend_new(&opts);

@@ -1,7 +1,8 @@
 /*
  * harness.c -- shared helpers for end-to-end tests: routers and backends
- * in this process on ephemeral ports, the test routes, libcurl requests
- * with timeouts, raw sockets, child processes and memory readings.
+ * in this process on ephemeral ports, serving bin/backend's routes
+ * (examples/backend/routes.c) and two of their own, libcurl requests with
+ * timeouts, raw sockets, child processes and memory readings.
  *
  * Owns:    each struct harness_backend (its ptth_backend, mux, name and
  *          barrier state); the caller owns routers, curl handles, sockets
@@ -43,10 +44,10 @@
 #include <unistd.h>
 
 #include "backend.h"          /* backend_start_fd(), for cuttable backends */
+#include "backend/routes.h"           /* examples/backend/routes.c */
 #include "support/harness.h"
 
 #define HARNESS_BARRIER_DEFAULT_MS 20000
-#define HARNESS_BYTES_BLOCK (26 * 630)   /* a whole number of 'a'..'z' runs */
 
 struct harness_backend {
 	/* Set at start, read-only while serving: */
@@ -54,6 +55,7 @@ struct harness_backend {
 	struct ptth_mux *mux;
 	char name[64];
 	int cut_fd;                  /* a dup of the tunnel socket, or -1 */
+	struct routes_conf routes;   /* examples/backend/routes.c's settings */
 
 	pthread_mutex_t mu;          /* taken alone, never nested */
 	pthread_cond_t changed;      /* any field below changed */
@@ -168,28 +170,9 @@ harness_url(const struct harness_router *hr, const char *path, char *buf, size_t
 }
 
 /* ---------------------------------------------------------------------
- * The test routes.
+ * The test routes: the teaching routes of examples/backend/routes.c, plus
+ * /barrier and /who.
  */
-
-/* Reads name=N from a query string; def when absent or not a number. */
-static long long
-query_number(const char *query, const char *name, long long def)
-{
-	size_t len = strlen(name);
-
-	for (const char *p = query; p != NULL && *p != '\0';) {
-		if (strncmp(p, name, len) == 0 && p[len] == '=') {
-			char *end;
-			long long v = strtoll(p + len + 1, &end, 10);
-			if (end != p + len + 1 && (*end == '\0' || *end == '&') && v >= 0)
-				return v;
-		}
-		p = strchr(p, '&');
-		if (p != NULL)
-			p++;
-	}
-	return def;
-}
 
 static void
 send_text(struct ptth_response *res, int status, const char *text)
@@ -197,50 +180,20 @@ send_text(struct ptth_response *res, int status, const char *text)
 	ptth_response_send(res, status, "text/plain; charset=utf-8", text, strlen(text));
 }
 
+/* Implements the routes' sleep hook (GET /sleep): waits ms, or less
+ * once harness_backend_free() has begun, so teardown never waits for a
+ * sleeping handler. */
 static void
-handle_foo(struct ptth_request *req, struct ptth_response *res, void *arg)
+harness_routes_sleep(long ms, void *arg)
 {
-	(void)req;
-	(void)arg;
-	send_text(res, 200, "bar");
-}
+	struct harness_backend *hb = arg;
+	struct timespec deadline = harness_deadline(ms);
+	int rc = 0;
 
-/* POST /echo: every byte read goes straight back, so the body streams
- * both ways at once; a failed read resets the stream. */
-static void
-handle_echo(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	char buf[16384];
-	ssize_t n;
-
-	(void)arg;
-	ptth_response_add_header(res, "content-type", "application/octet-stream");
-	while ((n = ptth_request_read(req, buf, sizeof buf)) > 0)
-		if (ptth_response_write(res, buf, (size_t)n) < 0)
-			return;
-	if (n < 0)
-		ptth_response_reset(res);
-}
-
-static void
-handle_bytes(struct ptth_request *req, struct ptth_response *res, void *arg)
-{
-	char block[HARNESS_BYTES_BLOCK];
-	long long n = query_number(ptth_request_query(req), "n", 1 << 20);
-	char length[32];
-
-	(void)arg;
-	for (size_t i = 0; i < sizeof block; i++)
-		block[i] = (char)('a' + i % 26);
-	snprintf(length, sizeof length, "%lld", n);
-	ptth_response_add_header(res, "content-type", "application/octet-stream");
-	ptth_response_add_header(res, "content-length", length);
-	while (n > 0) {
-		size_t chunk = n < (long long)sizeof block ? (size_t)n : sizeof block;
-		if (ptth_response_write(res, block, chunk) < 0)
-			return; /* the stream is gone: the user left */
-		n -= (long long)chunk;
-	}
+	pthread_mutex_lock(&hb->mu);
+	while (!hb->closing && rc == 0)
+		rc = pthread_cond_timedwait(&hb->changed, &hb->mu, &deadline);
+	pthread_mutex_unlock(&hb->mu);
 }
 
 /* Waits for the barrier of n handlers to open. Returns 0 when it opened,
@@ -274,8 +227,8 @@ handle_barrier(struct ptth_request *req, struct ptth_response *res, void *arg)
 {
 	struct harness_backend *hb = arg;
 	const char *query = ptth_request_query(req);
-	int n = (int)query_number(query, "n", 2);
-	long ms = (long)query_number(query, "ms", HARNESS_BARRIER_DEFAULT_MS);
+	int n = (int)routes_query_number(query, "n", 2);
+	long ms = (long)routes_query_number(query, "ms", HARNESS_BARRIER_DEFAULT_MS);
 	int rc;
 
 	pthread_mutex_lock(&hb->mu);
@@ -326,12 +279,12 @@ harness_serve(struct ptth_request *req, struct ptth_response *res, void *arg)
 static int
 harness_mux_build(struct harness_backend *hb)
 {
+	hb->routes.sleep = harness_routes_sleep;
+	hb->routes.sleep_arg = hb;
 	hb->mux = ptth_mux_new();
 	if (hb->mux == NULL)
 		return -ENOMEM;
-	if (ptth_mux_handle(hb->mux, "/foo", handle_foo, hb) < 0 ||
-	    ptth_mux_handle(hb->mux, "/echo", handle_echo, hb) < 0 ||
-	    ptth_mux_handle(hb->mux, "/bytes", handle_bytes, hb) < 0 ||
+	if (routes_register(hb->mux, &hb->routes) < 0 ||
 	    ptth_mux_handle(hb->mux, "/barrier", handle_barrier, hb) < 0 ||
 	    ptth_mux_handle(hb->mux, "/who", handle_who, hb) < 0)
 		return -ENOMEM;
@@ -352,13 +305,14 @@ harness_backend_destroy(struct harness_backend *hb)
 
 static int harness_connect(int port);
 
-/* Starts a backend; with cuttable, on a socket dialled here of which a
- * dup is kept for harness_backend_cut(); with a service or a token (may
- * be NULL), through the PTTH handshake. *rc_out (may be NULL) gets the
- * start's result. */
+/* Starts a backend with the options in with (NULL: the defaults, one
+ * tunnel, no reconnect; its router_addr is replaced by hr's tunnel port,
+ * and a NULL handler means the harness's routes); with cuttable, on a
+ * socket dialled here of which a dup is kept for harness_backend_cut().
+ * *rc_out (may be NULL) gets the start's result. */
 static struct harness_backend *
 harness_backend_launch(struct harness_router *hr, const char *name, bool cuttable,
-                       const char *service, const char *token, int *rc_out)
+                       const struct ptth_backend_options *with, int *rc_out)
 {
 	struct harness_backend *hb = calloc(1, sizeof *hb);
 	struct ptth_backend_options opts = { 0 };
@@ -377,12 +331,14 @@ harness_backend_launch(struct harness_router *hr, const char *name, bool cuttabl
 	pthread_condattr_destroy(&attr);
 	if (harness_mux_build(hb) < 0)
 		goto out_destroy;
+	if (with != NULL)
+		opts = *with;
 	snprintf(addr, sizeof addr, "127.0.0.1:%d", hr->tunnel_port);
 	opts.router_addr = addr;
-	opts.handler = harness_serve;
-	opts.handler_arg = hb;
-	opts.service = service;
-	opts.token = token;
+	if (opts.handler == NULL) {
+		opts.handler = harness_serve;
+		opts.handler_arg = hb;
+	}
 	hb->backend = ptth_backend_new(&opts);
 	rc = -EINVAL;
 	if (hb->backend == NULL)
@@ -414,20 +370,29 @@ out_destroy:
 struct harness_backend *
 harness_backend_start(struct harness_router *hr, const char *name)
 {
-	return harness_backend_launch(hr, name, false, NULL, NULL, NULL);
+	return harness_backend_launch(hr, name, false, NULL, NULL);
+}
+
+struct harness_backend *
+harness_backend_start_opts(struct harness_router *hr, const char *name,
+                           const struct ptth_backend_options *opts)
+{
+	return harness_backend_launch(hr, name, false, opts, NULL);
 }
 
 struct harness_backend *
 harness_backend_start_cuttable(struct harness_router *hr, const char *name)
 {
-	return harness_backend_launch(hr, name, true, NULL, NULL, NULL);
+	return harness_backend_launch(hr, name, true, NULL, NULL);
 }
 
 struct harness_backend *
 harness_backend_start_greeting(struct harness_router *hr, const char *name,
                                const char *service, const char *token, int *rc)
 {
-	return harness_backend_launch(hr, name, false, service, token, rc);
+	struct ptth_backend_options opts = { .service = service, .token = token };
+
+	return harness_backend_launch(hr, name, false, &opts, rc);
 }
 
 int

@@ -1,8 +1,9 @@
 /*
  * harness.h -- shared helpers for tests that run the router and backends
- * for real: in-process routers and backends on ephemeral ports, a test
- * route table, libcurl requests that cannot hang, raw sockets, child
- * processes from PTTH_BIN_DIR, and this process's memory use.
+ * for real: in-process routers and backends on ephemeral ports serving
+ * bin/backend's own routes (examples/backend/routes.c), libcurl requests that
+ * cannot hang, raw sockets, child processes from PTTH_BIN_DIR, and this
+ * process's memory use.
  *
  * Every helper reports failure to its caller (NULL, a negative code or a
  * CURLcode); none calls a cmocka assertion, so any thread may use them.
@@ -59,10 +60,10 @@ void harness_url(const struct harness_router *hr, const char *path, char *buf,
                  size_t size);
 
 /* ---------------------------------------------------------------------
- * An in-process backend serving the test routes, answering as name:
- *   GET  /foo          200 "bar" with Content-Length
- *   POST /echo         streams the request body back as it arrives
- *   GET  /bytes?n=N    N bytes (byte i is 'a' + i % 26), Content-Length set
+ * An in-process backend serving, as name, the teaching routes of
+ * bin/backend (examples/backend/routes.c: /foo, /echo, /bytes, /headers, /sleep,
+ * /status, /reset, /trailers, /service; GET /sleep ends early when the
+ * backend is freed) and two test routes:
  *   GET  /barrier?n=N  waits until N /barrier handlers of this backend are
  *                      inside at once, then 200 "ok"; 504 after ms=M
  *                      milliseconds (default 20000), 503 when the backend
@@ -81,6 +82,14 @@ struct harness_backend;
  * Returns NULL on failure. */
 struct harness_backend *harness_backend_start(struct harness_router *hr,
                                               const char *name);
+/* The same with options (NULL: the defaults): any field but router_addr
+ * is taken as given, for instance a ptth_backend_options_init() result
+ * with one field changed; a NULL handler means the harness's routes,
+ * another handler replaces them (the barrier, /who and the counts of
+ * harness_backend_requests() then do not apply). */
+struct harness_backend *harness_backend_start_opts(struct harness_router *hr,
+                                                   const char *name,
+                                                   const struct ptth_backend_options *opts);
 /* The same, but the harness dials and hands the socket over with
  * backend_start_fd() (src/backend/backend.h), keeping a dup so that the tunnel
  * can be cut later. */
