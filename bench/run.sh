@@ -48,7 +48,10 @@
 # 4; BENCH_STREAM_BYTES [1073741824]; BENCH_COST_REQUESTS [2000] requests
 # under callgrind; BENCH_SYSCALL_REQUESTS [1000] under strace;
 # BENCH_PERF_REQUESTS [10000] under perf; BENCH_COST_REF [1] measure
-# nghttpx and nghttpd in part 5 too; BENCH_OUT [bench/results].
+# nghttpx and nghttpd in part 5 too; BENCH_OUT [bench/results];
+# BENCH_ROUTER_FLAGS [none] more bin/router flags for every router
+# started, to compare a setting (for instance
+# BENCH_PARTS=stream BENCH_ROUTER_FLAGS="--queue-size 64" make bench).
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -172,6 +175,7 @@ wait_until()
 }
 
 router_extra=()   # more flags for the next start_router
+read -r -a router_flags <<<"${BENCH_ROUTER_FLAGS:-}"   # for every router
 
 # start_router NAME [LAUNCHER...]: starts bin/router (under LAUNCHER, such
 # as valgrind, if given) on ports chosen by the kernel. Sets router_pid
@@ -182,7 +186,8 @@ start_router()
 	shift
 	router_log=$raw/$name.log
 	"$@" "$bindir/router" --quiet --http 127.0.0.1:0 --tunnels 127.0.0.1:0 \
-		--drain-timeout-ms 2000 "${router_extra[@]}" >"$work/$name.out" 2>"$router_log" &
+		--drain-timeout-ms 2000 ${router_flags[@]+"${router_flags[@]}"} \
+		"${router_extra[@]}" >"$work/$name.out" 2>"$router_log" &
 	router_pid=$!
 	started+=("$router_pid")
 	if ! wait_until 30 grep -qs 'HTTP traffic' "$work/$name.out"; then
