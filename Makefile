@@ -16,6 +16,9 @@
 #   make bench-cost      only the cost per request (instructions, syscalls,
 #                        context switches), which the machine's load does not move
 #   make attack          availability under three attacks (docs/HARDENING.md)
+#   make exercise        the exercises of docs/EXERCISES.md, done or not;
+#                        N=3 checks exercise 3
+#   make check-exercises every checker fails as shipped, passes solved
 #   make demo            router, backend and user talking on localhost
 #   make docs            TUTORIAL.md's excerpts and outputs, docs/*.svg
 #   make install         PREFIX=/usr/local, DESTDIR honoured
@@ -169,7 +172,8 @@ wrap_flags = $(addprefix -Wl$(comma)--wrap=,\
 	docs docs-deps \
 	install uninstall clean build-deps test-deps valgrind-deps FORCE \
 	fuzz fuzz-smoke fuzz-seeds fuzz-deps coverage coverage-deps lint lint-deps \
-	bench bench-cost bench-deps attack
+	bench bench-cost bench-deps attack exercise exercise-checkers exercise-fuzz \
+	check-exercises
 
 all: lib examples
 
@@ -400,6 +404,97 @@ fuzz-seeds: $(BUILD)/record_seeds
 	rm -f fuzz/corpus/fuzz_tunnel/rec-* fuzz/corpus/fuzz_backend/rec-*
 	$(BUILD)/record_seeds fuzz/corpus
 
+# Exercises (docs/EXERCISES.md). Each tests/exercises/exNN_NAME.c is the
+# checker of exercise NN, built as build/exercises/exNN_NAME with the test
+# support; a tests/exercises/exNN_NAME.sh checker is a script. Checkers are
+# not suites of make test: on the tree as shipped they fail, on purpose.
+# "probe:" lines in a checker are compiled first (scripts/exercise-probes.sh)
+# and become -D flags, so that a checker asking for a field an exercise
+# adds compiles anyway and fails with a message instead.
+#   make exercise          lists the exercises, each done or not done
+#   make exercise N=3      builds and runs exercise 3's checker, verbosely
+#   make exercise-fuzz     runs exercise 12's fuzz target with the planted bug
+#   make check-exercises   what CI runs: in a scratch copy of the tree (no
+#                          build/ reused), every checker fails on the tree
+#                          as shipped and passes with its reference solution
+#                          exercises/solutions/NN.patch applied; then, with
+#                          every solution applied at once (they touch
+#                          distinct extension points, so they apply
+#                          together), make test passes and so does every
+#                          checker. A solution that no longer applies, or a
+#                          checker that passes on the shipped tree, fails it.
+EXERCISE_SRCS := $(sort $(wildcard tests/exercises/ex[0-9][0-9]_*.c))
+EXERCISE_BINS := $(EXERCISE_SRCS:tests/exercises/%.c=$(BUILD)/exercises/%)
+EXERCISE_HDRS := $(wildcard include/*.h src/*/*.h examples/*.h examples/*/*.h tests/support/*.h \
+	tests/exercises/*.h)
+PROBE_CFLAGS = -std=c11 -D_GNU_SOURCE -Iinclude $(SIDE_INC) $(DEP_CFLAGS)
+
+$(BUILD)/exercises/ex%: tests/exercises/ex%.c $(EXERCISE_HDRS) $(SUPPORT_OBJS) \
+		$(STATIC_LIB) | unit-deps
+	@mkdir -p $(@D)
+	$(CC) $(ALL_CFLAGS) -Itests -Iexamples $(CMOCKA_CFLAGS) \
+		$$(bash scripts/exercise-probes.sh '$(CC) $(PROBE_CFLAGS)' $<) \
+		$(call wrap_flags,$<) -o $@ $< $(SUPPORT_OBJS) $(STATIC_LIB) \
+		$(CMOCKA_LIBS) $(LIBS)
+
+exercise-checkers: $(EXERCISE_BINS)
+
+exercise: all | test-deps
+	@PTTH_BIN_DIR='$(abspath $(BIN))' PTTH_SAN='$(SAN)' MAKE='$(MAKE)' \
+		bash scripts/exercise.sh '$(BUILD)' '$(N)'
+
+# Exercise 11: exchange.c with the wake-up that exercises/breakit/ takes
+# out, linked ahead of the library under the class's own unit suite
+# test_exchange, which that exercise asks for.
+BREAKIT_DIR := $(BUILD)/exercises/breakit
+BREAKIT_PATCH := exercises/breakit/lost-wakeup.patch
+
+$(BREAKIT_DIR)/exchange.c: src/common/exchange.c $(BREAKIT_PATCH)
+	@mkdir -p $(@D)
+	patch --quiet --output=$@ src/common/exchange.c $(BREAKIT_PATCH)
+
+$(BREAKIT_DIR)/exchange.o: $(BREAKIT_DIR)/exchange.c | build-deps
+	$(CC) $(ALL_CFLAGS) -Isrc/common -c $< -o $@
+
+$(BREAKIT_DIR)/test_exchange: $(OBJ)/tests/test_exchange.o $(BREAKIT_DIR)/exchange.o \
+		$(SUPPORT_OBJS) $(STATIC_LIB)
+	$(CC) $(ALL_LDFLAGS) $(call wrap_flags,tests/test_exchange.c) -o $@ \
+		$(filter %.o,$^) $(STATIC_LIB) $(CMOCKA_LIBS) $(LIBS)
+
+# Exercise 12: fuzz_http1 built with the bug exercises/fuzz/planted.patch
+# plants in a copy of src/router/http1.c; the library itself stays clean.
+PLANTED_DIR := $(FUZZ_DIR)/exercise
+PLANTED_PATCH := exercises/fuzz/planted.patch
+
+$(PLANTED_DIR)/http1.c: src/router/http1.c $(PLANTED_PATCH)
+	@mkdir -p $(@D)
+	patch --quiet --output=$@ src/router/http1.c $(PLANTED_PATCH)
+
+$(PLANTED_DIR)/http1.o: $(PLANTED_DIR)/http1.c | build-deps fuzz-deps
+	$(FUZZ_CC) $(FUZZ_CFLAGS) -c $< -o $@
+
+$(PLANTED_DIR)/fuzz_http1_planted: $(FUZZ_DIR)/obj/fuzz/fuzz_http1.o $(FUZZ_HELPER_OBJS) \
+		$(filter-out %/src/router/http1.o,$(FUZZ_LIB_OBJS)) $(PLANTED_DIR)/http1.o
+	$(FUZZ_CC) -pthread $(FUZZ_SAN) -fsanitize=fuzzer -o $@ $^ \
+		$(NGHTTP2_LIBS) $(HTTP_PARSER_LIBS) $(CRYPTO_LIBS)
+
+exercise-fuzz: $(PLANTED_DIR)/fuzz_http1_planted
+	@mkdir -p $(PLANTED_DIR)/corpus $(PLANTED_DIR)/found
+	@echo "exercise-fuzz: $(FUZZ_SECONDS) s at most; a crash stops it and its input is" \
+		"left in $(PLANTED_DIR)/found/"
+	@$(PLANTED_DIR)/fuzz_http1_planted -max_total_time=$(FUZZ_SECONDS) \
+		-dict=fuzz/http1.dict -artifact_prefix=$(PLANTED_DIR)/found/ \
+		$(PLANTED_DIR)/corpus fuzz/corpus/fuzz_user; \
+	found=$$(ls -t $(PLANTED_DIR)/found/crash-* 2>/dev/null | head -1); \
+	if [ -n "$$found" ]; then \
+		echo "exercise-fuzz: found $$found: keep it as a seed (exercise 12)"; \
+	else \
+		echo "exercise-fuzz: nothing found in $(FUZZ_SECONDS) s; run it longer"; \
+	fi
+
+check-exercises: | test-deps fuzz-deps
+	@bash scripts/check-exercises.sh
+
 # Coverage: the suites run on a -O0 gcov build (COVERAGE=1, build/coverage/),
 # then gcovr sums up src/. Old counters are removed first so that each run
 # measures itself. The figure is printed, with a WARNING line under
@@ -463,4 +558,5 @@ FORCE:
 
 -include $(wildcard $(LIB_OBJS:.o=.d) $(PIC_OBJS:.o=.d) \
 	$(EXAMPLE_OBJS:.o=.d) $(EXAMPLE_PART_OBJS:.o=.d) $(TEST_OBJS:.o=.d) $(SUPPORT_OBJS:.o=.d) \
-	$(FUZZ_DIR)/obj/*/*.d $(OBJ)/fuzz/*.d)
+	$(FUZZ_DIR)/obj/*/*.d $(OBJ)/fuzz/*.d $(BUILD)/exercises/*.d $(BREAKIT_DIR)/*.d \
+	$(PLANTED_DIR)/*.d)
