@@ -109,7 +109,8 @@ if [[ $docs_check != 0 && -f scripts/check-tutorial.sh ]] &&
 	selected check-tutorial; then
 	run_suite check-tutorial bash scripts/check-tutorial.sh
 fi
-if [[ -f tests/check-docs-selftest.sh ]] && selected check-docs-selftest; then
+if [[ $docs_check != 0 && -f tests/check-docs-selftest.sh ]] &&
+	selected check-docs-selftest; then
 	run_suite check-docs-selftest bash tests/check-docs-selftest.sh
 fi
 # README's example is built the way README says, against build/libptth.a:
