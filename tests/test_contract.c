@@ -60,6 +60,7 @@
 #include "ptth.h"
 #include "backend/routes.h"
 #include "support/fake_backend.h"
+#include "support/harness.h"
 #include "support/http1_client.h"
 
 #define IO_TIMEOUT_MS 10000      /* the longest any read or wait here blocks */
@@ -96,34 +97,6 @@ now_ms(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return ts.tv_sec * 1000LL + ts.tv_nsec / 1000000;
-}
-
-/* The CLOCK_MONOTONIC time ms from now, for pthread_cond_timedwait on a
- * condition created with that clock. */
-static struct timespec
-deadline_in(long long ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
-static void
-cond_init_monotonic(pthread_cond_t *cond)
-{
-	pthread_condattr_t attr;
-
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(cond, &attr);
-	pthread_condattr_destroy(&attr);
 }
 
 /* True under a sanitizer build, which is many times slower. */
@@ -191,7 +164,7 @@ env_setup(void **state)
 		return -1;
 	e->child_err = -1;
 	pthread_mutex_init(&e->mu, NULL);
-	cond_init_monotonic(&e->changed);
+	harness_cond_init_monotonic(&e->changed);
 	*state = e;
 	return 0;
 }
@@ -245,7 +218,7 @@ static void
 env_sleep(long ms, void *arg)
 {
 	struct env *e = arg;
-	struct timespec deadline = deadline_in(ms);
+	struct timespec deadline = harness_deadline(ms);
 	int rc = 0;
 
 	pthread_mutex_lock(&e->mu);
@@ -312,7 +285,7 @@ route_block(struct ptth_request *req, struct ptth_response *res, void *arg)
 static int
 env_wait_blocked(struct env *e, int n)
 {
-	struct timespec deadline = deadline_in(IO_TIMEOUT_MS);
+	struct timespec deadline = harness_deadline(IO_TIMEOUT_MS);
 	int rc = 0;
 
 	pthread_mutex_lock(&e->mu);

@@ -41,34 +41,8 @@
 #include <unistd.h>
 
 #include "support/fake_backend.h"
+#include "support/harness.h"
 #include "support/http1_client.h"   /* dial_loopback(), send_all() */
-
-/* The CLOCK_MONOTONIC time ms from now, for timed waits on f->changed. */
-static struct timespec
-deadline_in(long long ms)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	ts.tv_sec += ms / 1000;
-	ts.tv_nsec += (ms % 1000) * 1000000L;
-	if (ts.tv_nsec >= 1000000000L) {
-		ts.tv_sec++;
-		ts.tv_nsec -= 1000000000L;
-	}
-	return ts;
-}
-
-static void
-cond_init_monotonic(pthread_cond_t *cond)
-{
-	pthread_condattr_t attr;
-
-	pthread_condattr_init(&attr);
-	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
-	pthread_cond_init(cond, &attr);
-	pthread_condattr_destroy(&attr);
-}
 
 #define FAKE_NV(n, v) \
 	{ (uint8_t *)(n), (uint8_t *)(v), sizeof(n) - 1, sizeof(v) - 1, NGHTTP2_NV_FLAG_NONE }
@@ -421,7 +395,7 @@ fake_start(int tunnel_port, uint32_t max_streams)
 	f->fd = dial_loopback(tunnel_port);
 	f->wake_fd = eventfd(0, EFD_CLOEXEC);
 	pthread_mutex_init(&f->mu, NULL);
-	cond_init_monotonic(&f->changed);
+	harness_cond_init_monotonic(&f->changed);
 	f->hold = true;
 	if (f->fd < 0 || f->wake_fd < 0 || fake_session_new(f, max_streams) < 0 ||
 	    pthread_create(&f->thread, NULL, fake_thread_main, f) != 0)
@@ -474,7 +448,7 @@ fake_count_locked(const struct fake *f, enum fake_event ev)
 int
 fake_wait(struct fake *f, enum fake_event ev, int n)
 {
-	struct timespec deadline = deadline_in(FAKE_TIMEOUT_MS);
+	struct timespec deadline = harness_deadline(FAKE_TIMEOUT_MS);
 	int rc = 0;
 
 	pthread_mutex_lock(&f->mu);

@@ -76,8 +76,7 @@ harness_now_ms(void)
 	return (long long)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-/* The absolute CLOCK_MONOTONIC time ms from now, for timed waits. */
-static struct timespec
+struct timespec
 harness_deadline(long ms)
 {
 	struct timespec ts;
@@ -90,6 +89,17 @@ harness_deadline(long ms)
 		ts.tv_nsec -= 1000000000L;
 	}
 	return ts;
+}
+
+void
+harness_cond_init_monotonic(pthread_cond_t *cond)
+{
+	pthread_condattr_t attr;
+
+	pthread_condattr_init(&attr);
+	pthread_condattr_setclock(&attr, CLOCK_MONOTONIC);
+	pthread_cond_init(cond, &attr);
+	pthread_condattr_destroy(&attr);
 }
 
 int

@@ -12,10 +12,12 @@
 #ifndef PTTH_TEST_HARNESS_H
 #define PTTH_TEST_HARNESS_H
 
+#include <pthread.h>
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/types.h>
+#include <time.h>
 #include <curl/curl.h>
 
 #include "ptth.h"
@@ -36,6 +38,13 @@ bool harness_sanitized(void);
 
 /* Milliseconds on the monotonic clock. */
 long long harness_now_ms(void);
+
+/* The absolute CLOCK_MONOTONIC time ms from now, for timed waits on a
+ * condition made by harness_cond_init_monotonic(). */
+struct timespec harness_deadline(long ms);
+
+/* Initialises cond to time its waits on CLOCK_MONOTONIC. */
+void harness_cond_init_monotonic(pthread_cond_t *cond);
 
 /* ---------------------------------------------------------------------
  * An in-process router bound to 127.0.0.1:0 on both ports.
